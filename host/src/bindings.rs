@@ -1,0 +1,10 @@
+//! Host-side bindings of the `subagent:plugin@0.1.0` world.
+
+wasmtime::component::bindgen!({
+    world: "subagent",
+    path: "../wit",
+    imports: {
+        "subagent:plugin/host.wait-message": async,
+    },
+    exports: { default: async },
+});

@@ -1,0 +1,185 @@
+//! `subagent run`: run one subagent on a workspace and print its result.
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde::Serialize;
+
+use super::progress::Progress;
+use super::{Global, print_json, workspace};
+use crate::capabilities::host::TaskControl;
+use crate::plan::{PlanRequest, plan};
+use crate::runtime::{RunSpec, TaskInfo};
+use crate::sandbox::{FileChanges, OutputLog};
+use crate::task::{OutputSummary, Permissions, TaskError, TaskResult, TaskStatus, Usage};
+use crate::units::{format_duration, parse_duration};
+
+/// Run a subagent on a workspace
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The bundle: a directory with subagent.toml, its manifest path, or a subagent name
+    bundle: String,
+    /// What to do (the task prompt); `-` reads it from stdin
+    task: Option<String>,
+    /// Read the task prompt from FILE (`-` for stdin)
+    #[arg(long, value_name = "FILE", conflicts_with = "task")]
+    task_file: Option<PathBuf>,
+    /// The workspace the subagent sees at /workspace [default: the current directory]
+    #[arg(long, value_name = "DIR")]
+    workspace: Option<PathBuf>,
+    /// Narrow the writable directories to DIR (repeatable; each must be allowed by the manifest)
+    #[arg(long = "write", value_name = "DIR")]
+    write: Vec<String>,
+    /// Write nothing, whatever the manifest allows
+    #[arg(long, conflicts_with = "write")]
+    readonly: bool,
+    /// Replace the manifest's timeout, e.g. 30s, 10m
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    timeout: Option<std::time::Duration>,
+    /// Run the manifest's [build] command first
+    #[arg(long)]
+    build: bool,
+    /// Print the result as one JSON object (see README: "JSON output")
+    #[arg(long)]
+    json: bool,
+}
+
+/// The `--json` form of a run's result. Stable: fields are only ever added.
+#[derive(Serialize)]
+struct RunReport<'a> {
+    task_id: &'a str,
+    subagent: &'a str,
+    status: TaskStatus,
+    summary: Option<&'a str>,
+    data: Option<&'a serde_json::Value>,
+    error: Option<&'a TaskError>,
+    files: &'a FileChanges,
+    output: &'a OutputSummary,
+    usage: &'a Usage,
+    permissions: &'a Permissions,
+}
+
+pub fn run(args: RunArgs, global: &Global) -> anyhow::Result<ExitCode> {
+    let workspace = workspace(args.workspace)?;
+    let bundle = global.bundle(&args.bundle, &workspace)?;
+    let prompt = read_prompt(args.task.as_deref(), args.task_file.as_deref())?;
+    if args.build {
+        bundle.build()?;
+    }
+    let request = PlanRequest {
+        write: (!args.write.is_empty()).then_some(args.write),
+        readonly: args.readonly,
+        timeout: args.timeout,
+    };
+    let plan = plan(&bundle, &workspace, &request, true)?;
+    let runtime = global.runtime()?;
+    let manifest = &bundle.manifest;
+    let component = runtime.load(&manifest.name, &manifest.component, manifest.sha256.as_deref(), &manifest.path)?;
+
+    let task_id = crate::ids::new_task_id();
+    let progress = Arc::new(Progress::new(&manifest.name, std::io::stderr().is_terminal() && !args.json));
+    let output = OutputLog::new(plan.limits.output, None);
+    let spec = RunSpec {
+        task: TaskInfo {
+            id: task_id.clone(),
+            description: manifest.description.clone(),
+            prompt,
+            system_prompt: bundle.system_prompt.clone(),
+            model: manifest.model.clone(),
+            parent_id: None,
+        },
+        sandbox: plan.sandbox,
+        limits: plan.limits,
+        output,
+    };
+    let control = TaskControl::new();
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let result = tokio.block_on(async {
+        let cancel = control.clone();
+        // Ctrl-C: ask the guest to stop; a second Ctrl-C stops it at once.
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                cancel.cancel();
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    cancel.interrupt();
+                }
+            }
+        });
+        runtime.run(&component, spec, control.clone(), progress.clone()).await
+    });
+    progress.finish();
+
+    if args.json {
+        print_json(&RunReport {
+            task_id: &task_id,
+            subagent: &manifest.name,
+            status: result.status,
+            summary: result.summary.as_deref(),
+            data: result.data.as_ref(),
+            error: result.error.as_ref(),
+            files: &result.files,
+            output: &result.output,
+            usage: &result.usage,
+            permissions: &plan.permissions,
+        });
+    } else {
+        print_human(&manifest.name, &task_id, &result);
+    }
+    Ok(if result.status == TaskStatus::Completed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// The prompt from the argument, `--task-file`, or stdin (`-`).
+fn read_prompt(task: Option<&str>, file: Option<&std::path::Path>) -> anyhow::Result<String> {
+    let read_stdin = || -> anyhow::Result<String> {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).context("cannot read the task from stdin")?;
+        Ok(text)
+    };
+    let prompt = match (task, file) {
+        (Some("-"), _) => read_stdin()?,
+        (Some(text), _) => text.to_owned(),
+        (None, Some(path)) if path.as_os_str() == "-" => read_stdin()?,
+        (None, Some(path)) => std::fs::read_to_string(path).with_context(|| format!("cannot read the task file `{}`", path.display()))?,
+        (None, None) => bail!("no task given\n  = help: pass it as an argument (subagent run BUNDLE \"what to do\"), with --task-file FILE, or `-` to read stdin"),
+    };
+    if prompt.trim().is_empty() {
+        bail!("the task is empty\n  = help: say what the subagent should do");
+    }
+    Ok(prompt)
+}
+
+fn print_human(name: &str, task_id: &str, result: &TaskResult) {
+    let mark = if result.status == TaskStatus::Completed { "✓" } else { "✗" };
+    let took = format_duration(std::time::Duration::from_millis(result.usage.duration_ms));
+    println!("{mark} {name} {} in {took} (task {task_id})", result.status);
+    if let Some(error) = &result.error {
+        println!("error[{}]: {}", error.kind, error.message);
+    }
+    if let Some(summary) = &result.summary {
+        println!("\n{}", summary.trim_end());
+    }
+    if !result.files.is_empty() || result.files.incomplete {
+        println!("\nfile results:");
+        for (label, changes) in [("created", &result.files.created), ("modified", &result.files.modified), ("deleted", &result.files.deleted)] {
+            for change in changes {
+                println!("  {label:<8} {}", change.path);
+            }
+        }
+        if result.files.incomplete {
+            println!("  (incomplete: the writable area has too many entries to track)");
+        }
+    }
+    if !result.output.text.is_empty() {
+        println!("\noutput ({} bytes):\n{}", result.output.bytes, result.output.text.trim_end());
+    }
+}
+
+impl crate::task::RunObserver for Progress {
+    fn event(&self, event: crate::task::RunEvent) {
+        self.show(&event);
+    }
+}

@@ -1,0 +1,90 @@
+//! `subagent validate`: check a bundle's manifest and component and print the
+//! effective permissions and limits, without running it. Shares every step
+//! with `subagent run` up to instantiation.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use serde::Serialize;
+
+use super::{Global, print_json, workspace};
+use crate::plan::{PlanRequest, plan};
+use crate::runtime::CacheOutcome;
+use crate::task::Permissions;
+use crate::manifest::Limits;
+
+/// Check a bundle's manifest and component without running it
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    /// The bundle: a directory with subagent.toml, its manifest path, or a subagent name
+    bundle: String,
+    /// The workspace to check write directories against [default: the current directory]
+    #[arg(long, value_name = "DIR")]
+    workspace: Option<PathBuf>,
+    /// Print the report as one JSON object
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct ValidateReport<'a> {
+    name: &'a str,
+    description: &'a str,
+    manifest: &'a std::path::Path,
+    component: &'a std::path::Path,
+    sha256: &'a str,
+    exports: &'a [String],
+    imports: &'a [String],
+    permissions: &'a Permissions,
+    limits: &'a Limits,
+    model: Option<&'a str>,
+    writable_guest_paths: Vec<String>,
+}
+
+pub fn run(args: ValidateArgs, global: &Global) -> anyhow::Result<ExitCode> {
+    let workspace = workspace(args.workspace)?;
+    let bundle = global.bundle(&args.bundle, &workspace)?;
+    let plan = plan(&bundle, &workspace, &PlanRequest::default(), false)?;
+    let runtime = global.runtime()?;
+    let manifest = &bundle.manifest;
+    let component = runtime.load(&manifest.name, &manifest.component, manifest.sha256.as_deref(), &manifest.path)?;
+    let report = ValidateReport {
+        name: &manifest.name,
+        description: &manifest.description,
+        manifest: &manifest.path,
+        component: &manifest.component,
+        sha256: &component.digest,
+        exports: &component.exports,
+        imports: &component.imports,
+        permissions: &plan.permissions,
+        limits: &plan.limits,
+        model: manifest.model.as_deref(),
+        writable_guest_paths: plan.sandbox.writes().guest_paths(),
+    };
+    if args.json {
+        print_json(&report);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let cache = match &component.cache {
+        CacheOutcome::Hit => "loaded from cache".to_owned(),
+        CacheOutcome::Compiled => "compiled and cached".to_owned(),
+        CacheOutcome::Uncached => "compiled (not cached)".to_owned(),
+        CacheOutcome::Rebuilt { reason } => format!("recompiled: {reason}"),
+    };
+    let tools: Vec<&str> = manifest.tools.iter().map(|t| t.name()).collect();
+    println!("✓ subagent `{}` is valid", manifest.name);
+    println!("  description  {}", manifest.description);
+    println!("  manifest     {}", manifest.path.display());
+    println!("  component    {} ({cache})", manifest.component.display());
+    println!("  sha256       {}", component.digest);
+    println!("  exports      {}", component.exports.join(", "));
+    println!("  imports      {}", component.imports.join("\n               "));
+    println!("  permissions  {}: writes {}", plan.permissions.mode, plan.permissions.writes);
+    println!("  workspace    {} (read-only at /workspace)", plan.sandbox.workspace().display());
+    println!("  tools        {}", if tools.is_empty() { "none".to_owned() } else { tools.join(", ") });
+    println!("  model        {}", manifest.model.as_deref().unwrap_or("none"));
+    println!("  limits       {}", plan.limits);
+    println!("  denied       network, environment variables, arguments, host stdio");
+    Ok(ExitCode::SUCCESS)
+}

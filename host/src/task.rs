@@ -1,0 +1,270 @@
+//! The vocabulary of a task's life, shared by the runtime, the task manager
+//! and the CLI: statuses, typed failure kinds, results and events.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::sandbox::{FileChanges, StreamKind, WriteSet};
+
+/// Where a task is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+    TimedOut,
+    /// The host stopped (crashed, or shut down) before the task ended.
+    Interrupted,
+}
+
+impl TaskStatus {
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, TaskStatus::Queued | TaskStatus::Running)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Queued => "queued",
+            TaskStatus::Running => "running",
+            TaskStatus::Completed => "completed",
+            TaskStatus::Failed => "failed",
+            TaskStatus::Cancelled => "cancelled",
+            TaskStatus::TimedOut => "timed_out",
+            TaskStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a task did not complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// It ran past its `limits.timeout`.
+    Timeout,
+    /// It needed more than its `limits.memory`.
+    Memory,
+    /// It used up its `limits.fuel`.
+    Fuel,
+    /// The guest trapped: a panic, `unreachable`, stack overflow, …
+    Trap,
+    /// It asked for something its grants do not allow.
+    Denied,
+    /// It was cancelled.
+    Cancelled,
+    /// A model call failed.
+    Model,
+    /// The task or the subagent's input was not acceptable.
+    InvalidInput,
+    /// The subagent reported failure.
+    Failed,
+    /// The host stopped before the task ended.
+    Interrupted,
+    /// Something went wrong in the host itself.
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Memory => "memory",
+            ErrorKind::Fuel => "fuel",
+            ErrorKind::Trap => "trap",
+            ErrorKind::Denied => "denied",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Model => "model",
+            ErrorKind::InvalidInput => "invalid-input",
+            ErrorKind::Failed => "failed",
+            ErrorKind::Interrupted => "interrupted",
+            ErrorKind::Internal => "internal",
+        }
+    }
+
+    /// The terminal status a failure of this kind ends in.
+    pub fn status(self) -> TaskStatus {
+        match self {
+            ErrorKind::Timeout => TaskStatus::TimedOut,
+            ErrorKind::Cancelled => TaskStatus::Cancelled,
+            ErrorKind::Interrupted => TaskStatus::Interrupted,
+            _ => TaskStatus::Failed,
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A typed failure with a message for people.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl TaskError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> TaskError {
+        TaskError { kind, message: message.into() }
+    }
+}
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.kind)
+    }
+}
+
+/// What a task used.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub duration_ms: u64,
+    /// Fuel consumed, when the task was metered.
+    pub fuel: Option<u64>,
+    /// Agent-loop rounds the subagent reported.
+    pub rounds: u32,
+    pub model_calls: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// Captured stdout + stderr.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputSummary {
+    /// What was kept, as text; ends with a marker line when truncated.
+    pub text: String,
+    /// Bytes kept.
+    pub bytes: u64,
+    /// Bytes dropped past `limits.output`.
+    pub dropped: u64,
+}
+
+impl OutputSummary {
+    pub fn truncated(&self) -> bool {
+        self.dropped > 0
+    }
+}
+
+/// Everything known about a finished task.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskResult {
+    pub status: TaskStatus,
+    pub summary: Option<String>,
+    /// The subagent's machine-readable result (JSON), when it gave valid JSON.
+    pub data: Option<serde_json::Value>,
+    pub error: Option<TaskError>,
+    /// Host-observed changes to the workspace.
+    pub files: FileChanges,
+    pub output: OutputSummary,
+    pub usage: Usage,
+    pub model: Option<String>,
+}
+
+impl TaskResult {
+    /// A result for a task that ran to completion.
+    pub fn completed(summary: String, data: Option<serde_json::Value>) -> TaskResult {
+        TaskResult { status: TaskStatus::Completed, summary: Some(summary), data, error: None, ..TaskResult::empty() }
+    }
+
+    /// A result for a task that ended without running to completion.
+    pub fn failure(error: TaskError) -> TaskResult {
+        TaskResult { status: error.kind.status(), error: Some(error), ..TaskResult::empty() }
+    }
+
+    fn empty() -> TaskResult {
+        TaskResult {
+            status: TaskStatus::Failed,
+            summary: None,
+            data: None,
+            error: None,
+            files: FileChanges::default(),
+            output: OutputSummary::default(),
+            usage: Usage::default(),
+            model: None,
+        }
+    }
+}
+
+/// The effective permissions a task runs with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Permissions {
+    pub mode: crate::manifest::PermissionMode,
+    pub writes: WriteSet,
+    pub tools: Vec<crate::manifest::Tool>,
+}
+
+/// A log line's level, as the guest gave it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+/// A progress report from a guest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Progress {
+    Round { n: u32 },
+    Tool { name: String, args: String },
+    Note { text: String },
+}
+
+impl fmt::Display for Progress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Progress::Round { n } => write!(f, "round {n}"),
+            Progress::Tool { name, args } => write!(f, "{name} {args}"),
+            Progress::Note { text } => f.write_str(text),
+        }
+    }
+}
+
+/// Something that happened to a task while it ran, as the runtime reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RunEvent {
+    Progress { progress: Progress },
+    Log { level: LogLevel, message: String },
+    Output { stream: StreamKind, offset: u64, len: u64 },
+    MessageTaken { len: u64 },
+}
+
+/// Where the runtime reports a running task's events.
+pub trait RunObserver: Send + Sync {
+    fn event(&self, event: RunEvent);
+}
+
+/// An observer that ignores everything.
+pub struct Ignore;
+
+impl RunObserver for Ignore {
+    fn event(&self, _event: RunEvent) {}
+}
