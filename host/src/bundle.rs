@@ -27,11 +27,25 @@ pub enum BundleError {
     #[error("no bundle at `{}`: {reason}\n  = help: pass a bundle directory (holding {MANIFEST_FILE}), its {MANIFEST_FILE}, or the name of a subagent in a registry (`subagent list`)", path.display())]
     NotFound { path: PathBuf, reason: String },
     #[error("no subagent named `{name}` in the registries ({searched})\n  = help: {help}")]
-    UnknownName { name: String, searched: String, help: String },
+    UnknownName {
+        name: String,
+        searched: String,
+        help: String,
+    },
     #[error("cannot read prompt_file `{}` of subagent `{name}`: {source}\n  = help: create the file, or fix `prompt_file` in {}", path.display(), manifest.display())]
-    Prompt { name: String, path: PathBuf, manifest: PathBuf, source: std::io::Error },
+    Prompt {
+        name: String,
+        path: PathBuf,
+        manifest: PathBuf,
+        source: std::io::Error,
+    },
     #[error("build of subagent `{name}` failed: `{command}` {status}\n  = help: fix the build, or run it by hand in {}", dir.display())]
-    Build { name: String, command: String, status: String, dir: PathBuf },
+    Build {
+        name: String,
+        command: String,
+        status: String,
+        dir: PathBuf,
+    },
 }
 
 impl Bundle {
@@ -43,7 +57,11 @@ impl Bundle {
     /// [`BundleError::NotFound`] when nothing is there, [`BundleError::Manifest`]
     /// for an invalid manifest, [`BundleError::Prompt`] for a missing prompt file.
     pub fn open(path: &Path) -> Result<Bundle, BundleError> {
-        let manifest_path = if path.is_dir() { path.join(MANIFEST_FILE) } else { path.to_owned() };
+        let manifest_path = if path.is_dir() {
+            path.join(MANIFEST_FILE)
+        } else {
+            path.to_owned()
+        };
         if !manifest_path.is_file() {
             let reason = if path.is_dir() {
                 format!("the directory has no {MANIFEST_FILE}")
@@ -52,7 +70,10 @@ impl Bundle {
             } else {
                 "it does not exist".to_owned()
             };
-            return Err(BundleError::NotFound { path: path.to_owned(), reason });
+            return Err(BundleError::NotFound {
+                path: path.to_owned(),
+                reason,
+            });
         }
         let manifest = Manifest::load(&manifest_path)?;
         Bundle::from_manifest(manifest)
@@ -67,16 +88,19 @@ impl Bundle {
         let system_prompt = match &manifest.prompt {
             None => None,
             Some(PromptSource::Inline(text)) => Some(text.clone()),
-            Some(PromptSource::File(path)) => Some(std::fs::read_to_string(path).map_err(|source| {
-                BundleError::Prompt {
+            Some(PromptSource::File(path)) => Some(std::fs::read_to_string(path).map_err(
+                |source| BundleError::Prompt {
                     name: manifest.name.clone(),
                     path: path.clone(),
                     manifest: manifest.path.clone(),
                     source,
-                }
-            })?),
+                },
+            )?),
         };
-        Ok(Bundle { manifest, system_prompt })
+        Ok(Bundle {
+            manifest,
+            system_prompt,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -90,7 +114,9 @@ impl Bundle {
     ///
     /// [`BundleError::Build`] when the command cannot start or fails.
     pub fn build(&self) -> Result<(), BundleError> {
-        let Some(command) = &self.manifest.build_command else { return Ok(()) };
+        let Some(command) = &self.manifest.build_command else {
+            return Ok(());
+        };
         let dir = self.manifest.dir();
         let fail = |status: String| BundleError::Build {
             name: self.manifest.name.clone(),
@@ -101,11 +127,19 @@ impl Bundle {
         let status = Command::new("sh")
             .arg("-c")
             .arg(command)
-            .current_dir(if dir.as_os_str().is_empty() { Path::new(".") } else { dir })
+            .current_dir(if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            })
             .stdout(std::process::Stdio::from(std::io::stderr()))
             .status()
             .map_err(|err| fail(format!("could not start: {err}")))?;
-        if status.success() { Ok(()) } else { Err(fail(format!("exited with {status}"))) }
+        if status.success() {
+            Ok(())
+        } else {
+            Err(fail(format!("exited with {status}")))
+        }
     }
 }
 
@@ -130,7 +164,11 @@ impl Entry {
     pub fn name(&self) -> String {
         match &self.bundle {
             Ok(bundle) => bundle.name().to_owned(),
-            Err(_) => self.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            Err(_) => self
+                .dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
         }
     }
 }
@@ -151,7 +189,9 @@ impl Registries {
     pub fn entries(&self) -> Vec<Entry> {
         let mut entries: Vec<Entry> = Vec::new();
         for registry in &self.dirs {
-            let Ok(read) = std::fs::read_dir(registry) else { continue };
+            let Ok(read) = std::fs::read_dir(registry) else {
+                continue;
+            };
             let mut dirs: Vec<PathBuf> = read
                 .filter_map(Result::ok)
                 .map(|e| e.path())
@@ -160,7 +200,12 @@ impl Registries {
             dirs.sort();
             for dir in dirs {
                 let bundle = Bundle::open(&dir);
-                let mut entry = Entry { registry: registry.clone(), dir, bundle, shadowed: false };
+                let mut entry = Entry {
+                    registry: registry.clone(),
+                    dir,
+                    bundle,
+                    shadowed: false,
+                };
                 let name = entry.name();
                 entry.shadowed = entries.iter().any(|e| e.name() == name);
                 entries.push(entry);
@@ -185,14 +230,31 @@ impl Registries {
         if let Some(entry) = entries.into_iter().find(|e| e.name() == spec) {
             return entry.bundle;
         }
-        let known: Vec<String> = self.entries().iter().filter(|e| e.bundle.is_ok()).map(Entry::name).collect();
+        let known: Vec<String> = self
+            .entries()
+            .iter()
+            .filter(|e| e.bundle.is_ok())
+            .map(Entry::name)
+            .collect();
         let known_refs: Vec<&str> = known.iter().map(String::as_str).collect();
         let help = match crate::manifest::did_you_mean(spec, &known_refs) {
             Some(best) => format!("did you mean `{best}`?"),
-            None if known.is_empty() => "no subagents are installed; pass a bundle path, or add one with --agents DIR".to_owned(),
+            None if known.is_empty() => {
+                "no subagents are installed; pass a bundle path, or add one with --agents DIR"
+                    .to_owned()
+            }
             None => format!("known subagents: {}", known.join(", ")),
         };
-        let searched = self.dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ");
-        Err(BundleError::UnknownName { name: spec.to_owned(), searched, help })
+        let searched = self
+            .dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        Err(BundleError::UnknownName {
+            name: spec.to_owned(),
+            searched,
+            help,
+        })
     }
 }

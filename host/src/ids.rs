@@ -15,6 +15,9 @@ pub fn random_u64() -> u64 {
 /// A new task id such as `t-0193f2c4d5e6-a1b2c3`: milliseconds since the
 /// epoch, then random bits.
 pub fn new_task_id() -> String {
-    let ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
     format!("t-{ms:012x}-{:06x}", random_u64() & 0xff_ffff)
 }

@@ -61,7 +61,8 @@ pub enum Tool {
 }
 
 impl Tool {
-    pub const ALL: [(&'static str, Tool); 2] = [("model", Tool::Model), ("subagents", Tool::Subagents)];
+    pub const ALL: [(&'static str, Tool); 2] =
+        [("model", Tool::Model), ("subagents", Tool::Subagents)];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -86,7 +87,12 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { timeout: DEFAULT_TIMEOUT, memory: DEFAULT_MEMORY, output: DEFAULT_OUTPUT, fuel: None }
+        Limits {
+            timeout: DEFAULT_TIMEOUT,
+            memory: DEFAULT_MEMORY,
+            output: DEFAULT_OUTPUT,
+            fuel: None,
+        }
     }
 }
 
@@ -107,7 +113,10 @@ impl fmt::Display for Limits {
 }
 
 mod duration_ms {
-    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.serialize_u64(d.as_millis() as u64)
     }
 }
@@ -201,12 +210,22 @@ impl fmt::Display for ManifestError {
         if self.line == 0 {
             write!(f, "  --> {}", self.path.display())?;
         } else {
-            write!(f, "  --> {}:{}:{}", self.path.display(), self.line, self.column)?;
+            write!(
+                f,
+                "  --> {}:{}:{}",
+                self.path.display(),
+                self.line,
+                self.column
+            )?;
         }
         if let Some(line) = &self.source_line {
             let number = self.line.to_string();
             let pad = " ".repeat(number.len());
-            write!(f, "\n{pad} |\n{number} | {line}\n{pad} | {}^", " ".repeat(self.column.saturating_sub(1)))?;
+            write!(
+                f,
+                "\n{pad} |\n{number} | {line}\n{pad} | {}^",
+                " ".repeat(self.column.saturating_sub(1))
+            )?;
         }
         if let Some(help) = &self.help {
             write!(f, "\n  = help: {help}")?;
@@ -269,7 +288,12 @@ struct Doc<'a> {
 }
 
 impl Doc<'_> {
-    fn error(&self, span: Option<Range<usize>>, message: impl Into<String>, help: Option<String>) -> ManifestError {
+    fn error(
+        &self,
+        span: Option<Range<usize>>,
+        message: impl Into<String>,
+        help: Option<String>,
+    ) -> ManifestError {
         let (line, column, source_line) = match span {
             Some(span) => {
                 let start = span.start.min(self.text.len());
@@ -277,15 +301,31 @@ impl Doc<'_> {
                 let line = before.matches('\n').count() + 1;
                 let line_start = before.rfind('\n').map_or(0, |i| i + 1);
                 let column = self.text[line_start..start].chars().count() + 1;
-                let source = self.text[line_start..].lines().next().unwrap_or("").to_owned();
+                let source = self.text[line_start..]
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_owned();
                 (line, column, Some(source))
             }
             None => (0, 0, None),
         };
-        ManifestError { path: self.path.to_owned(), line, column, message: message.into(), source_line, help }
+        ManifestError {
+            path: self.path.to_owned(),
+            line,
+            column,
+            message: message.into(),
+            source_line,
+            help,
+        }
     }
 
-    fn at<T>(&self, value: &Spanned<T>, message: impl Into<String>, help: impl Into<String>) -> ManifestError {
+    fn at<T>(
+        &self,
+        value: &Spanned<T>,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) -> ManifestError {
         self.error(Some(value.span()), message, Some(help.into()))
     }
 
@@ -295,7 +335,11 @@ impl Doc<'_> {
         let span = err.span();
         if let Some(field) = between_backticks(&message, "unknown field `") {
             let expected = expected_fields(&message);
-            let candidates: Vec<&str> = if expected.is_empty() { FIELDS.to_vec() } else { expected.iter().map(String::as_str).collect() };
+            let candidates: Vec<&str> = if expected.is_empty() {
+                FIELDS.to_vec()
+            } else {
+                expected.iter().map(String::as_str).collect()
+            };
             let help = match did_you_mean(field, &candidates) {
                 Some(best) => format!("did you mean `{best}`?"),
                 None => format!("remove it; the fields here are: {}", candidates.join(", ")),
@@ -304,10 +348,20 @@ impl Doc<'_> {
         }
         if let Some(field) = between_backticks(&message, "missing field `") {
             let help = match field {
-                "name" => "add `name = \"my-subagent\"` (lowercase letters, digits and `-`)".to_owned(),
-                "description" => "add `description = \"…\"`: one line saying when to delegate to this subagent".to_owned(),
-                "component" => "add `component = \"path/to/subagent.wasm\"`, relative to this file".to_owned(),
-                "command" => "add `command = \"cargo build --release --target wasm32-wasip2\"` under [build]".to_owned(),
+                "name" => {
+                    "add `name = \"my-subagent\"` (lowercase letters, digits and `-`)".to_owned()
+                }
+                "description" => {
+                    "add `description = \"…\"`: one line saying when to delegate to this subagent"
+                        .to_owned()
+                }
+                "component" => {
+                    "add `component = \"path/to/subagent.wasm\"`, relative to this file".to_owned()
+                }
+                "command" => {
+                    "add `command = \"cargo build --release --target wasm32-wasip2\"` under [build]"
+                        .to_owned()
+                }
                 other => format!("add `{other}`"),
             };
             // A missing field has no place of its own; point at the table, or the top.
@@ -351,11 +405,19 @@ impl Doc<'_> {
 
         let prompt = match (raw.prompt, raw.prompt_file) {
             (Some(_), Some(file)) => {
-                return Err(self.at(&file, "both `prompt` and `prompt_file` are set", "keep one of them"));
+                return Err(self.at(
+                    &file,
+                    "both `prompt` and `prompt_file` are set",
+                    "keep one of them",
+                ));
             }
             (Some(prompt), None) => Some(PromptSource::Inline(prompt.into_inner())),
             (None, Some(file)) if file.get_ref().trim().is_empty() => {
-                return Err(self.at(&file, "`prompt_file` is empty", "name a file relative to this manifest, or remove the field"));
+                return Err(self.at(
+                    &file,
+                    "`prompt_file` is empty",
+                    "name a file relative to this manifest, or remove the field",
+                ));
             }
             (None, Some(file)) => Some(PromptSource::File(clean_path(&dir.join(file.get_ref())))),
             (None, None) => None,
@@ -363,7 +425,11 @@ impl Doc<'_> {
 
         let model = match raw.model {
             Some(model) if model.get_ref().trim().is_empty() => {
-                return Err(self.at(&model, "`model` is empty", "name a model alias, `provider/model`, or `inherit`; or remove the field"));
+                return Err(self.at(
+                    &model,
+                    "`model` is empty",
+                    "name a model alias, `provider/model`, or `inherit`; or remove the field",
+                ));
             }
             other => other.map(Spanned::into_inner),
         };
@@ -373,13 +439,19 @@ impl Doc<'_> {
             let names: Vec<&str> = Tool::ALL.iter().map(|(n, _)| *n).collect();
             let Some((_, parsed)) = Tool::ALL.iter().find(|(n, _)| n == tool.get_ref()) else {
                 let help = match did_you_mean(tool.get_ref(), &names) {
-                    Some(best) => format!("did you mean `{best}`? known tools: {}", names.join(", ")),
+                    Some(best) => {
+                        format!("did you mean `{best}`? known tools: {}", names.join(", "))
+                    }
                     None => format!("known tools: {}", names.join(", ")),
                 };
                 return Err(self.at(&tool, format!("unknown tool `{}`", tool.get_ref()), help));
             };
             if tools.contains(parsed) {
-                return Err(self.at(&tool, format!("tool `{}` is listed twice", tool.get_ref()), "list each tool once"));
+                return Err(self.at(
+                    &tool,
+                    format!("tool `{}` is listed twice", tool.get_ref()),
+                    "list each tool once",
+                ));
             }
             tools.push(*parsed);
         }
@@ -391,8 +463,11 @@ impl Doc<'_> {
                 "readonly" => PermissionMode::Readonly,
                 other => {
                     let help = match did_you_mean(other, &["default", "readonly"]) {
-                        Some(best) => format!("did you mean `{best}`? use `default` (may write its allowed directories) or `readonly`"),
-                        None => "use `default` (may write its allowed directories) or `readonly`".to_owned(),
+                        Some(best) => format!(
+                            "did you mean `{best}`? use `default` (may write its allowed directories) or `readonly`"
+                        ),
+                        None => "use `default` (may write its allowed directories) or `readonly`"
+                            .to_owned(),
                     };
                     return Err(self.at(mode, format!("unknown permission_mode `{other}`"), help));
                 }
@@ -408,7 +483,11 @@ impl Doc<'_> {
                     } else {
                         "a readonly subagent writes nothing: set `permission_mode = \"default\"`, or remove allowed_write_directories"
                     };
-                    return Err(self.at(&list, "`allowed_write_directories` is set but the subagent is readonly", help));
+                    return Err(self.at(
+                        &list,
+                        "`allowed_write_directories` is set but the subagent is readonly",
+                        help,
+                    ));
                 }
                 let mut dirs = Vec::new();
                 for dir in list.get_ref() {
@@ -425,7 +504,11 @@ impl Doc<'_> {
 
         let build_command = match raw.build {
             Some(build) if build.command.get_ref().trim().is_empty() => {
-                return Err(self.at(&build.command, "`[build] command` is empty", "give the command that produces the component, or remove [build]"));
+                return Err(self.at(
+                    &build.command,
+                    "`[build] command` is empty",
+                    "give the command that produces the component, or remove [build]",
+                ));
             }
             other => other.map(|b| b.command.into_inner()),
         };
@@ -435,7 +518,11 @@ impl Doc<'_> {
             Some(digest) => {
                 let hex = digest.get_ref().trim().to_ascii_lowercase();
                 if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(self.at(&digest, "`sha256` is not a SHA-256 digest", "write 64 hex digits, as printed by `sha256sum component.wasm`"));
+                    return Err(self.at(
+                        &digest,
+                        "`sha256` is not a SHA-256 digest",
+                        "write 64 hex digits, as printed by `sha256sum component.wasm`",
+                    ));
                 }
                 Some(hex)
             }
@@ -461,29 +548,69 @@ impl Doc<'_> {
         let mut limits = Limits::default();
         let Some(raw) = raw else { return Ok(limits) };
         if let Some(timeout) = raw.timeout {
-            let value = parse_duration(timeout.get_ref()).map_err(|e| self.at(&timeout, format!("invalid `limits.timeout`: {e}"), "write a duration such as \"30s\", \"10m\" or \"1h\""))?;
+            let value = parse_duration(timeout.get_ref()).map_err(|e| {
+                self.at(
+                    &timeout,
+                    format!("invalid `limits.timeout`: {e}"),
+                    "write a duration such as \"30s\", \"10m\" or \"1h\"",
+                )
+            })?;
             if value.is_zero() || value > MAX_TIMEOUT {
-                return Err(self.at(&timeout, format!("`limits.timeout` must be between 1ms and {}", format_duration(MAX_TIMEOUT)), "pick a timeout such as \"10m\""));
+                return Err(self.at(
+                    &timeout,
+                    format!(
+                        "`limits.timeout` must be between 1ms and {}",
+                        format_duration(MAX_TIMEOUT)
+                    ),
+                    "pick a timeout such as \"10m\"",
+                ));
             }
             limits.timeout = value;
         }
         if let Some(memory) = raw.memory {
-            let value = parse_size(memory.get_ref()).map_err(|e| self.at(&memory, format!("invalid `limits.memory`: {e}"), "write a size such as \"256MiB\""))?;
+            let value = parse_size(memory.get_ref()).map_err(|e| {
+                self.at(
+                    &memory,
+                    format!("invalid `limits.memory`: {e}"),
+                    "write a size such as \"256MiB\"",
+                )
+            })?;
             if !((1 << 20)..=MAX_MEMORY).contains(&value) {
-                return Err(self.at(&memory, format!("`limits.memory` must be between 1 MiB and {}", format_size(MAX_MEMORY)), "pick a size such as \"512MiB\""));
+                return Err(self.at(
+                    &memory,
+                    format!(
+                        "`limits.memory` must be between 1 MiB and {}",
+                        format_size(MAX_MEMORY)
+                    ),
+                    "pick a size such as \"512MiB\"",
+                ));
             }
             limits.memory = value;
         }
         if let Some(output) = raw.output {
-            let value = parse_size(output.get_ref()).map_err(|e| self.at(&output, format!("invalid `limits.output`: {e}"), "write a size such as \"4MiB\""))?;
+            let value = parse_size(output.get_ref()).map_err(|e| {
+                self.at(
+                    &output,
+                    format!("invalid `limits.output`: {e}"),
+                    "write a size such as \"4MiB\"",
+                )
+            })?;
             if value == 0 {
-                return Err(self.at(&output, "`limits.output` must be at least 1 byte", "pick a size such as \"4MiB\""));
+                return Err(self.at(
+                    &output,
+                    "`limits.output` must be at least 1 byte",
+                    "pick a size such as \"4MiB\"",
+                ));
             }
             limits.output = value;
         }
         if let Some(fuel) = raw.fuel {
             if *fuel.get_ref() == 0 {
-                return Err(self.at(&fuel, "`limits.fuel` must be positive", "remove it for unmetered runs, or give a budget such as 1000000000"));
+                return Err(self.at(
+                    &fuel,
+                    "`limits.fuel` must be positive",
+                    "remove it for unmetered runs, or give a budget such as 1000000000",
+                ));
             }
             limits.fuel = Some(fuel.into_inner());
         }
@@ -499,7 +626,9 @@ fn clean_path(path: &Path) -> PathBuf {
     for component in path.components() {
         match component {
             Component::CurDir => {}
-            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
                 out.pop();
             }
             other => out.push(other),
@@ -514,7 +643,9 @@ pub fn valid_name(name: &str) -> bool {
     !bytes.is_empty()
         && bytes.len() <= 64
         && bytes[0] != b'-'
-        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
 }
 
 /// Check a write directory lexically and normalize it (`./a//b/` → `a/b`).
@@ -530,7 +661,11 @@ pub fn normalize_write_dir(dir: &str) -> Result<String, String> {
     for part in dir.split(['/', '\\']) {
         match part {
             "" | "." => {}
-            ".." => return Err("it contains `..`; write directories must stay inside the workspace".into()),
+            ".." => {
+                return Err(
+                    "it contains `..`; write directories must stay inside the workspace".into(),
+                );
+            }
             part => parts.push(part),
         }
     }
@@ -557,8 +692,15 @@ fn between_backticks<'m>(message: &'m str, prefix: &str) -> Option<&'m str> {
 
 /// The field names serde lists after "expected one of".
 fn expected_fields(message: &str) -> Vec<String> {
-    let Some(at) = message.find("expected") else { return Vec::new() };
-    message[at..].split('`').skip(1).step_by(2).map(str::to_owned).collect()
+    let Some(at) = message.find("expected") else {
+        return Vec::new();
+    };
+    message[at..]
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
 }
 
 #[cfg(test)]

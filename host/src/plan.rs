@@ -48,9 +48,17 @@ pub enum PlanError {
 ///
 /// [`PlanError`] when the request asks for more than the manifest grants, a
 /// write directory leads outside the workspace, or the workspace is unusable.
-pub fn plan(bundle: &Bundle, workspace: &Path, request: &PlanRequest, create: bool) -> Result<Plan, PlanError> {
+pub fn plan(
+    bundle: &Bundle,
+    workspace: &Path,
+    request: &PlanRequest,
+    create: bool,
+) -> Result<Plan, PlanError> {
     let manifest = &bundle.manifest;
-    let granted = WriteSet::from_manifest(manifest.permission_mode, manifest.allowed_write_directories.as_deref());
+    let granted = WriteSet::from_manifest(
+        manifest.permission_mode,
+        manifest.allowed_write_directories.as_deref(),
+    );
     let writes = if request.readonly {
         WriteSet::None
     } else if let Some(requested) = &request.write {
@@ -63,7 +71,11 @@ pub fn plan(bundle: &Bundle, workspace: &Path, request: &PlanRequest, create: bo
     } else {
         granted
     };
-    let sandbox = if create { Sandbox::new(workspace, writes)? } else { Sandbox::check(workspace, writes)? };
+    let sandbox = if create {
+        Sandbox::new(workspace, writes)?
+    } else {
+        Sandbox::check(workspace, writes)?
+    };
     let mut limits = manifest.limits.clone();
     if let Some(timeout) = request.timeout {
         if timeout.is_zero() || timeout > MAX_TIMEOUT {
@@ -71,6 +83,14 @@ pub fn plan(bundle: &Bundle, workspace: &Path, request: &PlanRequest, create: bo
         }
         limits.timeout = timeout;
     }
-    let permissions = Permissions { mode: manifest.permission_mode, writes: sandbox.writes().clone(), tools: manifest.tools.clone() };
-    Ok(Plan { permissions, limits, sandbox })
+    let permissions = Permissions {
+        mode: manifest.permission_mode,
+        writes: sandbox.writes().clone(),
+        tools: manifest.tools.clone(),
+    };
+    Ok(Plan {
+        permissions,
+        limits,
+        sandbox,
+    })
 }

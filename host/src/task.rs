@@ -117,7 +117,10 @@ pub struct TaskError {
 
 impl TaskError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> TaskError {
-        TaskError { kind, message: message.into() }
+        TaskError {
+            kind,
+            message: message.into(),
+        }
     }
 }
 
@@ -175,12 +178,22 @@ pub struct TaskResult {
 impl TaskResult {
     /// A result for a task that ran to completion.
     pub fn completed(summary: String, data: Option<serde_json::Value>) -> TaskResult {
-        TaskResult { status: TaskStatus::Completed, summary: Some(summary), data, error: None, ..TaskResult::empty() }
+        TaskResult {
+            status: TaskStatus::Completed,
+            summary: Some(summary),
+            data,
+            error: None,
+            ..TaskResult::empty()
+        }
     }
 
     /// A result for a task that ended without running to completion.
     pub fn failure(error: TaskError) -> TaskResult {
-        TaskResult { status: error.kind.status(), error: Some(error), ..TaskResult::empty() }
+        TaskResult {
+            status: error.kind.status(),
+            error: Some(error),
+            ..TaskResult::empty()
+        }
     }
 
     fn empty() -> TaskResult {
@@ -251,10 +264,21 @@ impl fmt::Display for Progress {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum RunEvent {
-    Progress { progress: Progress },
-    Log { level: LogLevel, message: String },
-    Output { stream: StreamKind, offset: u64, len: u64 },
-    MessageTaken { len: u64 },
+    Progress {
+        progress: Progress,
+    },
+    Log {
+        level: LogLevel,
+        message: String,
+    },
+    Output {
+        stream: StreamKind,
+        offset: u64,
+        len: u64,
+    },
+    MessageTaken {
+        len: u64,
+    },
 }
 
 /// Where the runtime reports a running task's events.

@@ -16,15 +16,21 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let mut total = Duration::ZERO;
     let mut rest = text;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!("`{text}` is not a duration: expected a number before `{rest}`"));
+            return Err(format!(
+                "`{text}` is not a duration: expected a number before `{rest}`"
+            ));
         }
         let value: u64 = rest[..digits]
             .parse()
             .map_err(|_| format!("`{text}` is not a duration: the number is too large"))?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let part = match unit {
@@ -38,7 +44,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
                 ));
             }
             other => {
-                return Err(format!("`{text}` has an unknown unit `{other}` (units: ms, s, m, h)"));
+                return Err(format!(
+                    "`{text}` has an unknown unit `{other}` (units: ms, s, m, h)"
+                ));
             }
         };
         total = total.saturating_add(part);
@@ -56,9 +64,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Returns a message saying what was wrong and what is accepted.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     if digits == 0 {
-        return Err(format!("`{text}` is not a size: expected a number such as \"512MiB\""));
+        return Err(format!(
+            "`{text}` is not a size: expected a number such as \"512MiB\""
+        ));
     }
     let value: u64 = text[..digits]
         .parse()

@@ -111,7 +111,9 @@ pub struct HostCtx {
 impl HostCtx {
     fn taken(&self, message: Option<String>) -> Option<String> {
         if let Some(text) = &message {
-            self.observer.event(RunEvent::MessageTaken { len: text.len() as u64 });
+            self.observer.event(RunEvent::MessageTaken {
+                len: text.len() as u64,
+            });
         }
         message
     }
@@ -143,7 +145,10 @@ impl Host for HostCtx {
                 self.control.rounds.fetch_max(n, Ordering::Relaxed);
                 Progress::Round { n }
             }
-            ProgressEvent::Tool(call) => Progress::Tool { name: call.name, args: call.args },
+            ProgressEvent::Tool(call) => Progress::Tool {
+                name: call.name,
+                args: call.args,
+            },
             ProgressEvent::Note(text) => Progress::Note { text },
         };
         self.observer.event(RunEvent::Progress { progress });
@@ -155,7 +160,10 @@ impl Host for HostCtx {
     }
 
     async fn wait_message(&mut self, timeout_ms: u64) -> Option<String> {
-        let message = self.control.wait_message(Duration::from_millis(timeout_ms)).await;
+        let message = self
+            .control
+            .wait_message(Duration::from_millis(timeout_ms))
+            .await;
         self.taken(message)
     }
 

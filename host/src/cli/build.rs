@@ -23,11 +23,24 @@ pub fn run(args: BuildArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let bundle = global.bundle(&args.bundle, &workspace)?;
     let manifest = &bundle.manifest;
     if manifest.build_command.is_none() {
-        eprintln!("subagent `{}` has no [build] command; checking its component as it is", manifest.name);
+        eprintln!(
+            "subagent `{}` has no [build] command; checking its component as it is",
+            manifest.name
+        );
     }
     bundle.build()?;
     let runtime = global.runtime()?;
-    let component = runtime.load(&manifest.name, &manifest.component, manifest.sha256.as_deref(), &manifest.path)?;
-    println!("built {} ({}, sha256 {})", manifest.name, manifest.component.display(), component.digest);
+    let component = runtime.load(
+        &manifest.name,
+        &manifest.component,
+        manifest.sha256.as_deref(),
+        &manifest.path,
+    )?;
+    println!(
+        "built {} ({}, sha256 {})",
+        manifest.name,
+        manifest.component.display(),
+        component.digest
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -39,10 +39,22 @@ pub fn run(args: ListArgs, global: &Global) -> anyhow::Result<ExitCode> {
         .into_iter()
         .map(|entry| {
             let (description, mode, error) = match &entry.bundle {
-                Ok(bundle) => (Some(bundle.manifest.description.clone()), Some(bundle.manifest.permission_mode.to_string()), None),
+                Ok(bundle) => (
+                    Some(bundle.manifest.description.clone()),
+                    Some(bundle.manifest.permission_mode.to_string()),
+                    None,
+                ),
                 Err(err) => (None, None, Some(err.to_string())),
             };
-            ListEntry { name: entry.name(), description, permission_mode: mode, path: entry.dir, registry: entry.registry, shadowed: entry.shadowed, error }
+            ListEntry {
+                name: entry.name(),
+                description,
+                permission_mode: mode,
+                path: entry.dir,
+                registry: entry.registry,
+                shadowed: entry.shadowed,
+                error,
+            }
         })
         .collect();
     if args.json {
@@ -52,11 +64,20 @@ pub fn run(args: ListArgs, global: &Global) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if entries.is_empty() {
-        let searched: Vec<String> = registries.dirs.iter().map(|d| d.display().to_string()).collect();
+        let searched: Vec<String> = registries
+            .dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
         println!("no subagents found (searched: {})", searched.join(", "));
         return Ok(ExitCode::SUCCESS);
     }
-    let width = entries.iter().map(|e| e.name.len()).max().unwrap_or(4).max(4);
+    let width = entries
+        .iter()
+        .map(|e| e.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     println!("{:<width$}  {:<8}  DESCRIPTION", "NAME", "MODE");
     for entry in &entries {
         let mode = entry.permission_mode.as_deref().unwrap_or("-");

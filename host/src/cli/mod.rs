@@ -66,12 +66,17 @@ pub fn main() -> ExitCode {
         Err(err) => {
             let _ = err.print();
             return match err.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
                 _ => ExitCode::from(2),
             };
         }
     };
-    let global = Global { cache_dir: cli.cache_dir, agents: cli.agents };
+    let global = Global {
+        cache_dir: cli.cache_dir,
+        agents: cli.agents,
+    };
     let result = match cli.command {
         Command::Run(args) => run::run(args, &global),
         Command::Validate(args) => validate::run(args, &global),
@@ -97,7 +102,10 @@ fn report(err: &anyhow::Error) {
 
 /// Print `value` as one line of JSON on stdout.
 fn print_json(value: &impl serde::Serialize) {
-    println!("{}", serde_json::to_string(value).expect("report types serialize"));
+    println!(
+        "{}",
+        serde_json::to_string(value).expect("report types serialize")
+    );
 }
 
 /// The workspace to use: `--workspace`, else the current directory.

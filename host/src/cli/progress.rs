@@ -18,18 +18,27 @@ impl Progress {
     pub fn new(name: &str, terminal: bool) -> Progress {
         let spinner = terminal.then(|| {
             let bar = ProgressBar::new_spinner();
-            bar.set_style(ProgressStyle::with_template("{spinner} {prefix} {elapsed} {wide_msg}").expect("valid template"));
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {prefix} {elapsed} {wide_msg}")
+                    .expect("valid template"),
+            );
             bar.set_prefix(name.to_owned());
             bar.enable_steady_tick(Duration::from_millis(100));
             bar
         });
-        Progress { name: name.to_owned(), spinner, last: Mutex::new(None) }
+        Progress {
+            name: name.to_owned(),
+            spinner,
+            last: Mutex::new(None),
+        }
     }
 
     pub fn show(&self, event: &RunEvent) {
         let line = match event {
             RunEvent::Progress { progress } => progress.to_string(),
-            RunEvent::Log { level, message } if *level >= LogLevel::Info => format!("{}: {message}", level.as_str()),
+            RunEvent::Log { level, message } if *level >= LogLevel::Info => {
+                format!("{}: {message}", level.as_str())
+            }
             _ => return,
         };
         match &self.spinner {

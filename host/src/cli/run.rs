@@ -78,10 +78,18 @@ pub fn run(args: RunArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let plan = plan(&bundle, &workspace, &request, true)?;
     let runtime = global.runtime()?;
     let manifest = &bundle.manifest;
-    let component = runtime.load(&manifest.name, &manifest.component, manifest.sha256.as_deref(), &manifest.path)?;
+    let component = runtime.load(
+        &manifest.name,
+        &manifest.component,
+        manifest.sha256.as_deref(),
+        &manifest.path,
+    )?;
 
     let task_id = crate::ids::new_task_id();
-    let progress = Arc::new(Progress::new(&manifest.name, std::io::stderr().is_terminal() && !args.json));
+    let progress = Arc::new(Progress::new(
+        &manifest.name,
+        std::io::stderr().is_terminal() && !args.json,
+    ));
     let output = OutputLog::new(plan.limits.output, None);
     let spec = RunSpec {
         task: TaskInfo {
@@ -97,7 +105,9 @@ pub fn run(args: RunArgs, global: &Global) -> anyhow::Result<ExitCode> {
         output,
     };
     let control = TaskControl::new();
-    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let result = tokio.block_on(async {
         let cancel = control.clone();
         // Ctrl-C: ask the guest to stop; a second Ctrl-C stops it at once.
@@ -109,7 +119,9 @@ pub fn run(args: RunArgs, global: &Global) -> anyhow::Result<ExitCode> {
                 }
             }
         });
-        runtime.run(&component, spec, control.clone(), progress.clone()).await
+        runtime
+            .run(&component, spec, control.clone(), progress.clone())
+            .await
     });
     progress.finish();
 
@@ -129,22 +141,31 @@ pub fn run(args: RunArgs, global: &Global) -> anyhow::Result<ExitCode> {
     } else {
         print_human(&manifest.name, &task_id, &result);
     }
-    Ok(if result.status == TaskStatus::Completed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if result.status == TaskStatus::Completed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// The prompt from the argument, `--task-file`, or stdin (`-`).
 fn read_prompt(task: Option<&str>, file: Option<&std::path::Path>) -> anyhow::Result<String> {
     let read_stdin = || -> anyhow::Result<String> {
         let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).context("cannot read the task from stdin")?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read the task from stdin")?;
         Ok(text)
     };
     let prompt = match (task, file) {
         (Some("-"), _) => read_stdin()?,
         (Some(text), _) => text.to_owned(),
         (None, Some(path)) if path.as_os_str() == "-" => read_stdin()?,
-        (None, Some(path)) => std::fs::read_to_string(path).with_context(|| format!("cannot read the task file `{}`", path.display()))?,
-        (None, None) => bail!("no task given\n  = help: pass it as an argument (subagent run BUNDLE \"what to do\"), with --task-file FILE, or `-` to read stdin"),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the task file `{}`", path.display()))?,
+        (None, None) => bail!(
+            "no task given\n  = help: pass it as an argument (subagent run BUNDLE \"what to do\"), with --task-file FILE, or `-` to read stdin"
+        ),
     };
     if prompt.trim().is_empty() {
         bail!("the task is empty\n  = help: say what the subagent should do");
@@ -153,7 +174,11 @@ fn read_prompt(task: Option<&str>, file: Option<&std::path::Path>) -> anyhow::Re
 }
 
 fn print_human(name: &str, task_id: &str, result: &TaskResult) {
-    let mark = if result.status == TaskStatus::Completed { "✓" } else { "✗" };
+    let mark = if result.status == TaskStatus::Completed {
+        "✓"
+    } else {
+        "✗"
+    };
     let took = format_duration(std::time::Duration::from_millis(result.usage.duration_ms));
     println!("{mark} {name} {} in {took} (task {task_id})", result.status);
     if let Some(error) = &result.error {
@@ -164,7 +189,11 @@ fn print_human(name: &str, task_id: &str, result: &TaskResult) {
     }
     if !result.files.is_empty() || result.files.incomplete {
         println!("\nfile results:");
-        for (label, changes) in [("created", &result.files.created), ("modified", &result.files.modified), ("deleted", &result.files.deleted)] {
+        for (label, changes) in [
+            ("created", &result.files.created),
+            ("modified", &result.files.modified),
+            ("deleted", &result.files.deleted),
+        ] {
             for change in changes {
                 println!("  {label:<8} {}", change.path);
             }
@@ -174,7 +203,11 @@ fn print_human(name: &str, task_id: &str, result: &TaskResult) {
         }
     }
     if !result.output.text.is_empty() {
-        println!("\noutput ({} bytes):\n{}", result.output.bytes, result.output.text.trim_end());
+        println!(
+            "\noutput ({} bytes):\n{}",
+            result.output.bytes,
+            result.output.text.trim_end()
+        );
     }
 }
 

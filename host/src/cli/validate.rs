@@ -9,10 +9,10 @@ use clap::Args;
 use serde::Serialize;
 
 use super::{Global, print_json, workspace};
+use crate::manifest::Limits;
 use crate::plan::{PlanRequest, plan};
 use crate::runtime::CacheOutcome;
 use crate::task::Permissions;
-use crate::manifest::Limits;
 
 /// Check a bundle's manifest and component without running it
 #[derive(Args, Debug)]
@@ -48,7 +48,12 @@ pub fn run(args: ValidateArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let plan = plan(&bundle, &workspace, &PlanRequest::default(), false)?;
     let runtime = global.runtime()?;
     let manifest = &bundle.manifest;
-    let component = runtime.load(&manifest.name, &manifest.component, manifest.sha256.as_deref(), &manifest.path)?;
+    let component = runtime.load(
+        &manifest.name,
+        &manifest.component,
+        manifest.sha256.as_deref(),
+        &manifest.path,
+    )?;
     let report = ValidateReport {
         name: &manifest.name,
         description: &manifest.description,
@@ -79,11 +84,30 @@ pub fn run(args: ValidateArgs, global: &Global) -> anyhow::Result<ExitCode> {
     println!("  component    {} ({cache})", manifest.component.display());
     println!("  sha256       {}", component.digest);
     println!("  exports      {}", component.exports.join(", "));
-    println!("  imports      {}", component.imports.join("\n               "));
-    println!("  permissions  {}: writes {}", plan.permissions.mode, plan.permissions.writes);
-    println!("  workspace    {} (read-only at /workspace)", plan.sandbox.workspace().display());
-    println!("  tools        {}", if tools.is_empty() { "none".to_owned() } else { tools.join(", ") });
-    println!("  model        {}", manifest.model.as_deref().unwrap_or("none"));
+    println!(
+        "  imports      {}",
+        component.imports.join("\n               ")
+    );
+    println!(
+        "  permissions  {}: writes {}",
+        plan.permissions.mode, plan.permissions.writes
+    );
+    println!(
+        "  workspace    {} (read-only at /workspace)",
+        plan.sandbox.workspace().display()
+    );
+    println!(
+        "  tools        {}",
+        if tools.is_empty() {
+            "none".to_owned()
+        } else {
+            tools.join(", ")
+        }
+    );
+    println!(
+        "  model        {}",
+        manifest.model.as_deref().unwrap_or("none")
+    );
     println!("  limits       {}", plan.limits);
     println!("  denied       network, environment variables, arguments, host stdio");
     Ok(ExitCode::SUCCESS)

@@ -58,7 +58,10 @@ impl ArtifactCache {
     /// The cache entry's path for a wasm digest.
     pub fn entry_path(&self, wasm_digest: &str) -> Option<PathBuf> {
         let dir = self.dir.as_ref()?;
-        Some(dir.join(&self.engine_key).join(format!("{wasm_digest}.cwasm")))
+        Some(
+            dir.join(&self.engine_key)
+                .join(format!("{wasm_digest}.cwasm")),
+        )
     }
 
     /// Load the component for `wasm` from the cache, or compile and store it.
@@ -66,7 +69,12 @@ impl ArtifactCache {
     /// # Errors
     ///
     /// When `wasm` does not compile; cache I/O problems only cost a compile.
-    pub fn load(&self, engine: &Engine, wasm: &[u8], wasm_digest: &str) -> wasmtime::Result<(Component, CacheOutcome)> {
+    pub fn load(
+        &self,
+        engine: &Engine,
+        wasm: &[u8],
+        wasm_digest: &str,
+    ) -> wasmtime::Result<(Component, CacheOutcome)> {
         let Some(path) = self.entry_path(wasm_digest) else {
             return Ok((Component::new(engine, wasm)?, CacheOutcome::Uncached));
         };
@@ -114,7 +122,11 @@ impl ArtifactCache {
     fn store(path: &Path, artifact: &[u8]) -> std::io::Result<()> {
         let dir = path.parent().expect("entry paths have a parent");
         std::fs::create_dir_all(dir)?;
-        let tmp = dir.join(format!(".{}.{}.tmp", std::process::id(), crate::ids::random_u64()));
+        let tmp = dir.join(format!(
+            ".{}.{}.tmp",
+            std::process::id(),
+            crate::ids::random_u64()
+        ));
         let result = (|| {
             let mut file = std::fs::File::create(&tmp)?;
             file.write_all(MAGIC)?;

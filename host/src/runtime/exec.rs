@@ -46,12 +46,21 @@ pub(crate) struct MemoryLimiter {
 
 impl MemoryLimiter {
     fn new(limit: u64) -> MemoryLimiter {
-        MemoryLimiter { limit: usize::try_from(limit).unwrap_or(usize::MAX), used: 0, denied: false }
+        MemoryLimiter {
+            limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            used: 0,
+            denied: false,
+        }
     }
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let used = self.used - current.min(self.used) + desired;
         if used > self.limit {
             self.denied = true;
@@ -61,7 +70,12 @@ impl ResourceLimiter for MemoryLimiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 1 << 20)
     }
 }
@@ -76,26 +90,46 @@ enum Ending {
 impl Runtime {
     /// Run `component` on `spec`. Never fails: every problem, from a bad
     /// sandbox to a trap, becomes a [`TaskResult`] with a typed error.
-    pub async fn run(&self, component: &LoadedComponent, spec: RunSpec, control: Arc<TaskControl>, observer: Arc<dyn RunObserver>) -> TaskResult {
+    pub async fn run(
+        &self,
+        component: &LoadedComponent,
+        spec: RunSpec,
+        control: Arc<TaskControl>,
+        observer: Arc<dyn RunObserver>,
+    ) -> TaskResult {
         let started = Instant::now();
-        let RunSpec { task, sandbox, limits, output } = spec;
+        let RunSpec {
+            task,
+            sandbox,
+            limits,
+            output,
+        } = spec;
         let wasi = match sandbox.wasi_ctx(&output) {
             Ok(wasi) => wasi,
-            Err(err) => return TaskResult::failure(TaskError::new(ErrorKind::Internal, err.to_string())),
+            Err(err) => {
+                return TaskResult::failure(TaskError::new(ErrorKind::Internal, err.to_string()));
+            }
         };
         let snap_sandbox = sandbox.clone();
-        let before = tokio::task::spawn_blocking(move || snap_sandbox.snapshot()).await.unwrap_or_default();
+        let before = tokio::task::spawn_blocking(move || snap_sandbox.snapshot())
+            .await
+            .unwrap_or_default();
 
         let state = StoreState {
             wasi,
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(limits.memory),
-            host: HostCtx { control: control.clone(), observer },
+            host: HostCtx {
+                control: control.clone(),
+                observer,
+            },
         };
         let mut store = Store::new(self.engine(), state);
         store.limiter(|state| &mut state.limiter);
         let fuel = limits.fuel.unwrap_or(u64::MAX);
-        store.set_fuel(fuel).expect("fuel is enabled in the engine config");
+        store
+            .set_fuel(fuel)
+            .expect("fuel is enabled in the engine config");
         let deadline = started + limits.timeout;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |ctx| {
@@ -132,13 +166,24 @@ impl Runtime {
         };
 
         let memory_denied = store.data().limiter.denied;
-        let fuel_used = limits.fuel.map(|budget| budget - store.get_fuel().unwrap_or(0));
+        let fuel_used = limits
+            .fuel
+            .map(|budget| budget - store.get_fuel().unwrap_or(0));
         drop(store);
 
-        let after = tokio::task::spawn_blocking(move || sandbox.snapshot()).await.unwrap_or_default();
+        let after = tokio::task::spawn_blocking(move || sandbox.snapshot())
+            .await
+            .unwrap_or_default();
         let files = before.diff(&after);
         let output_summary = summarize_output(&output, &limits);
-        let mut result = classify(ending, &control, deadline, memory_denied, &limits, &output_summary);
+        let mut result = classify(
+            ending,
+            &control,
+            deadline,
+            memory_denied,
+            &limits,
+            &output_summary,
+        );
         result.files = files;
         result.output = output_summary;
         result.usage = Usage {
@@ -164,28 +209,54 @@ fn summarize_output(output: &OutputLog, limits: &Limits) -> OutputSummary {
             format_size(limits.output)
         ));
     }
-    OutputSummary { text, bytes: output.len(), dropped }
+    OutputSummary {
+        text,
+        bytes: output.len(),
+        dropped,
+    }
 }
 
-fn classify(ending: Ending, control: &TaskControl, deadline: Instant, memory_denied: bool, limits: &Limits, output: &OutputSummary) -> TaskResult {
+fn classify(
+    ending: Ending,
+    control: &TaskControl,
+    deadline: Instant,
+    memory_denied: bool,
+    limits: &Limits,
+    output: &OutputSummary,
+) -> TaskResult {
     let timed_out = || {
         TaskResult::failure(TaskError::new(
             ErrorKind::Timeout,
-            format!("the task ran past its {} limit (limits.timeout)", format_duration(limits.timeout)),
+            format!(
+                "the task ran past its {} limit (limits.timeout)",
+                format_duration(limits.timeout)
+            ),
         ))
     };
-    let interrupted = || TaskResult::failure(TaskError::new(ErrorKind::Cancelled, "the task was cancelled and stopped by the host"));
+    let interrupted = || {
+        TaskResult::failure(TaskError::new(
+            ErrorKind::Cancelled,
+            "the task was cancelled and stopped by the host",
+        ))
+    };
     match ending {
         Ending::Deadline => timed_out(),
         Ending::Interrupted => interrupted(),
         Ending::Returned(Ok(Ok(outcome))) => {
-            let data = outcome.data.map(|text| serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)));
+            let data = outcome
+                .data
+                .map(|text| serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)));
             TaskResult::completed(outcome.summary, data)
         }
         Ending::Returned(Ok(Err(err))) => TaskResult::failure(match err {
-            wit::RunError::InvalidInput(message) => TaskError::new(ErrorKind::InvalidInput, message),
+            wit::RunError::InvalidInput(message) => {
+                TaskError::new(ErrorKind::InvalidInput, message)
+            }
             wit::RunError::Failed(message) => TaskError::new(ErrorKind::Failed, message),
-            wit::RunError::Cancelled => TaskError::new(ErrorKind::Cancelled, "the subagent stopped after being cancelled"),
+            wit::RunError::Cancelled => TaskError::new(
+                ErrorKind::Cancelled,
+                "the subagent stopped after being cancelled",
+            ),
         }),
         Ending::Returned(Err(err)) => {
             if control.is_interrupted() {
@@ -197,9 +268,26 @@ fn classify(ending: Ending, control: &TaskControl, deadline: Instant, memory_den
             }
             let tail = output_tail(&output.text);
             let error = if memory_denied {
-                TaskError::new(ErrorKind::Memory, format!("the task needed more than its {} memory limit (limits.memory){tail}", format_size(limits.memory)))
+                TaskError::new(
+                    ErrorKind::Memory,
+                    format!(
+                        "the task needed more than its {} memory limit (limits.memory){tail}",
+                        format_size(limits.memory)
+                    ),
+                )
             } else if trap == Some(Trap::OutOfFuel) {
-                TaskError::new(ErrorKind::Fuel, format!("the task used up its fuel budget of {} (limits.fuel)", limits.fuel.unwrap_or(0)))
+                TaskError::new(
+                    ErrorKind::Fuel,
+                    format!(
+                        "the task used up its fuel budget of {} (limits.fuel)",
+                        limits.fuel.unwrap_or(0)
+                    ),
+                )
+            } else if trap == Some(Trap::StackOverflow) {
+                TaskError::new(
+                    ErrorKind::Trap,
+                    format!("the guest trapped: stack overflow (wasm call stack exhausted){tail}"),
+                )
             } else if let Some(trap) = trap {
                 TaskError::new(ErrorKind::Trap, format!("the guest trapped: {trap}{tail}"))
             } else {

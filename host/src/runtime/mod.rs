@@ -40,7 +40,11 @@ pub struct RuntimeConfig {
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        RuntimeConfig { cache_dir: crate::paths::cache_dir().map(|d| d.join("artifacts")), max_instances: 64, tick: Duration::from_millis(10) }
+        RuntimeConfig {
+            cache_dir: crate::paths::cache_dir().map(|d| d.join("artifacts")),
+            max_instances: 64,
+            tick: Duration::from_millis(10),
+        }
     }
 }
 
@@ -48,11 +52,26 @@ impl Default for RuntimeConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read component `{}` of subagent `{subagent}`: {source}\n  = help: {help}", path.display())]
-    Read { subagent: String, path: PathBuf, source: std::io::Error, help: String },
+    Read {
+        subagent: String,
+        path: PathBuf,
+        source: std::io::Error,
+        help: String,
+    },
     #[error("component `{}` of subagent `{subagent}` has SHA-256 {actual}, but the manifest pins {expected}\n  = help: rebuild the component from trusted sources, or update `sha256` in {}", path.display(), manifest.display())]
-    DigestMismatch { subagent: String, path: PathBuf, manifest: PathBuf, expected: String, actual: String },
+    DigestMismatch {
+        subagent: String,
+        path: PathBuf,
+        manifest: PathBuf,
+        expected: String,
+        actual: String,
+    },
     #[error("`{}` is not a WebAssembly component: {reason}\n  = help: {help}", path.display())]
-    NotComponent { path: PathBuf, reason: String, help: String },
+    NotComponent {
+        path: PathBuf,
+        reason: String,
+        help: String,
+    },
     #[error("component `{}` does not implement the subagent world: {reason}\n  = help: build it against wit/ (package subagent:plugin@0.1.0), for example with the subagent-sdk crate and `subagent_sdk::export!`", path.display())]
     NotSubagent { path: PathBuf, reason: String },
     #[error("component `{}` imports {import}, which this host does not provide\n  = help: the host provides WASI 0.2 (no sockets, env or args are granted) and subagent:plugin/host@0.1.0; remove the dependency that imports it", path.display())]
@@ -84,7 +103,10 @@ pub(crate) struct StoreState {
 
 impl WasiView for StoreState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -116,12 +138,20 @@ impl Runtime {
             Ok(engine) => (engine, true),
             // The pool reserves virtual memory up front; where that is not
             // allowed (a tight `ulimit -v`), allocate per instance instead.
-            Err(_) => (Engine::new(&engine_config(&config, false)).map_err(|e| LoadError::Engine(e.to_string()))?, false),
+            Err(_) => (
+                Engine::new(&engine_config(&config, false))
+                    .map_err(|e| LoadError::Engine(e.to_string()))?,
+                false,
+            ),
         };
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| LoadError::Engine(e.to_string()))?;
-        Subagent::add_to_linker::<_, wasmtime::component::HasSelf<HostCtx>>(&mut linker, |state: &mut StoreState| &mut state.host)
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| LoadError::Engine(e.to_string()))?;
+        Subagent::add_to_linker::<_, wasmtime::component::HasSelf<HostCtx>>(
+            &mut linker,
+            |state: &mut StoreState| &mut state.host,
+        )
+        .map_err(|e| LoadError::Engine(e.to_string()))?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let (ticker_engine, stop, tick) = (engine.clone(), ticker_stop.clone(), config.tick);
@@ -136,7 +166,14 @@ impl Runtime {
             .map_err(|e| LoadError::Engine(format!("cannot start the epoch ticker: {e}")))?;
 
         let cache = ArtifactCache::new(&engine, config.cache_dir.clone());
-        Ok(Runtime { engine, linker, cache, components: Mutex::new(HashMap::new()), ticker_stop, pooling })
+        Ok(Runtime {
+            engine,
+            linker,
+            cache,
+            components: Mutex::new(HashMap::new()),
+            ticker_stop,
+            pooling,
+        })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -161,7 +198,13 @@ impl Runtime {
     /// # Errors
     ///
     /// A [`LoadError`] saying what is wrong with the component and how to fix it.
-    pub fn load(&self, subagent: &str, path: &Path, pin: Option<&str>, manifest: &Path) -> Result<Arc<LoadedComponent>, LoadError> {
+    pub fn load(
+        &self,
+        subagent: &str,
+        path: &Path,
+        pin: Option<&str>,
+        manifest: &Path,
+    ) -> Result<Arc<LoadedComponent>, LoadError> {
         let read_error = |source: std::io::Error| LoadError::Read {
             subagent: subagent.to_owned(),
             path: path.to_owned(),
@@ -173,7 +216,10 @@ impl Runtime {
             source,
         };
         let meta = std::fs::metadata(path).map_err(read_error)?;
-        let stamp = FileStamp { len: meta.len(), modified: meta.modified().ok() };
+        let stamp = FileStamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        };
         if let Some((seen, loaded)) = self.components.lock().unwrap().get(path) {
             if *seen == stamp && pin.is_none_or(|p| p == loaded.digest) {
                 return Ok(loaded.clone());
@@ -193,42 +239,97 @@ impl Runtime {
             }
         }
         check_header(path, &wasm)?;
-        let (component, cache) = self.cache.load(&self.engine, &wasm, &digest).map_err(|err| LoadError::NotComponent {
-            path: path.to_owned(),
-            reason: format!("{err:#}"),
-            help: "the file is not a valid component; rebuild it for wasm32-wasip2".into(),
-        })?;
+        let (component, cache) = self
+            .cache
+            .load(&self.engine, &wasm, &digest)
+            .map_err(|err| LoadError::NotComponent {
+                path: path.to_owned(),
+                reason: format!("{err:#}"),
+                help: "the file is not a valid component; rebuild it for wasm32-wasip2".into(),
+            })?;
         let loaded = Arc::new(self.prepare(path, component, digest, cache)?);
-        self.components.lock().unwrap().insert(path.to_owned(), (stamp, loaded.clone()));
+        self.components
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), (stamp, loaded.clone()));
         Ok(loaded)
     }
 
-    fn prepare(&self, path: &Path, component: Component, digest: String, cache: CacheOutcome) -> Result<LoadedComponent, LoadError> {
+    fn prepare(
+        &self,
+        path: &Path,
+        component: Component,
+        digest: String,
+        cache: CacheOutcome,
+    ) -> Result<LoadedComponent, LoadError> {
         let ty = component.component_type();
-        let imports: Vec<String> = ty.imports(&self.engine).map(|(name, _)| name.to_owned()).collect();
-        let exports: Vec<(String, ComponentItem)> = ty.exports(&self.engine).map(|(name, item)| (name.to_owned(), item.ty)).collect();
+        let imports: Vec<String> = ty
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        let exports: Vec<(String, ComponentItem)> = ty
+            .exports(&self.engine)
+            .map(|(name, item)| (name.to_owned(), item.ty))
+            .collect();
         match exports.iter().find(|(name, _)| name == "run") {
             Some((_, ComponentItem::ComponentFunc(_))) => {}
-            Some(_) => return Err(LoadError::NotSubagent { path: path.to_owned(), reason: "its export `run` is not a function".into() }),
+            Some(_) => {
+                return Err(LoadError::NotSubagent {
+                    path: path.to_owned(),
+                    reason: "its export `run` is not a function".into(),
+                });
+            }
             None => {
                 let names: Vec<&str> = exports.iter().map(|(n, _)| n.as_str()).collect();
                 let reason = if names.is_empty() {
                     "it exports nothing; a subagent exports `run: func(task) -> result<outcome, run-error>`".to_owned()
                 } else {
-                    format!("it does not export `run` (it exports: {})", names.join(", "))
+                    format!(
+                        "it does not export `run` (it exports: {})",
+                        names.join(", ")
+                    )
                 };
-                return Err(LoadError::NotSubagent { path: path.to_owned(), reason });
+                return Err(LoadError::NotSubagent {
+                    path: path.to_owned(),
+                    reason,
+                });
             }
         }
         let pre = self.linker.instantiate_pre(&component).map_err(|err| {
             let text = format!("{err:#}");
             match between_backticks(&text) {
-                Some(import) if text.contains("import") => LoadError::UnknownImport { path: path.to_owned(), import: format!("`{import}`") },
-                _ => LoadError::NotSubagent { path: path.to_owned(), reason: text },
+                Some(import) if text.contains("import") => LoadError::UnknownImport {
+                    path: path.to_owned(),
+                    import: format!("`{import}`"),
+                },
+                _ => LoadError::NotSubagent {
+                    path: path.to_owned(),
+                    reason: text,
+                },
             }
         })?;
-        let pre = SubagentPre::new(pre).map_err(|err| LoadError::NotSubagent { path: path.to_owned(), reason: format!("{err:#}") })?;
-        Ok(LoadedComponent { digest, path: path.to_owned(), cache, imports, exports: exports.into_iter().map(|(n, _)| n).collect(), pre })
+        let pre = SubagentPre::new(pre).map_err(|err| LoadError::NotSubagent {
+            path: path.to_owned(),
+            reason: format!("{err:#}"),
+        })?;
+        Ok(LoadedComponent {
+            digest,
+            path: path.to_owned(),
+            cache,
+            imports,
+            exports: exports.into_iter().map(|(n, _)| n).collect(),
+            pre,
+        })
+    }
+}
+
+impl std::fmt::Debug for LoadedComponent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedComponent")
+            .field("path", &self.path)
+            .field("digest", &self.digest)
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
     }
 }
 
@@ -246,9 +347,16 @@ fn between_backticks(text: &str) -> Option<&str> {
 
 /// Tell a core module or a random file from a component before compiling.
 fn check_header(path: &Path, wasm: &[u8]) -> Result<(), LoadError> {
-    let not_component = |reason: &str, help: &str| LoadError::NotComponent { path: path.to_owned(), reason: reason.into(), help: help.into() };
+    let not_component = |reason: &str, help: &str| LoadError::NotComponent {
+        path: path.to_owned(),
+        reason: reason.into(),
+        help: help.into(),
+    };
     if wasm.len() < 8 || &wasm[..4] != b"\0asm" {
-        return Err(not_component("it does not start with the wasm magic bytes", "point `component` at the .wasm file your build produces"));
+        return Err(not_component(
+            "it does not start with the wasm magic bytes",
+            "point `component` at the .wasm file your build produces",
+        ));
     }
     if wasm[4..8] == [1, 0, 0, 0] {
         return Err(not_component(

@@ -94,15 +94,24 @@ impl Snapshot {
 
     fn walk(&mut self, dir: &Dir, prefix: &str) {
         let Ok(read) = dir.entries() else { return };
-        let mut names: Vec<String> = read.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        let mut names: Vec<String> = read
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
         names.sort();
         for name in names {
             if self.entries.len() >= MAX_ENTRIES {
                 self.incomplete = true;
                 return;
             }
-            let Ok(meta) = dir.symlink_metadata(&name) else { continue };
-            let path = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
+            let Ok(meta) = dir.symlink_metadata(&name) else {
+                continue;
+            };
+            let path = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}/{name}")
+            };
             let kind = if meta.is_symlink() {
                 EntryKind::Symlink
             } else if meta.is_dir() {
@@ -110,7 +119,12 @@ impl Snapshot {
             } else {
                 EntryKind::File
             };
-            let stamp = Stamp { kind, len: meta.len(), modified: meta.modified().ok(), inode: inode(&meta) };
+            let stamp = Stamp {
+                kind,
+                len: meta.len(),
+                modified: meta.modified().ok(),
+                inode: inode(&meta),
+            };
             self.entries.insert(path.clone(), stamp);
             if kind == EntryKind::Dir {
                 if let Ok(sub) = dir.open_dir(&name) {
@@ -122,19 +136,31 @@ impl Snapshot {
 
     /// What changed from `self` (before) to `after`.
     pub fn diff(&self, after: &Snapshot) -> FileChanges {
-        let mut changes = FileChanges { incomplete: self.incomplete || after.incomplete, ..FileChanges::default() };
+        let mut changes = FileChanges {
+            incomplete: self.incomplete || after.incomplete,
+            ..FileChanges::default()
+        };
         for (path, new) in &after.entries {
             match self.entries.get(path) {
-                None => changes.created.push(FileChange { path: path.clone(), kind: new.kind }),
+                None => changes.created.push(FileChange {
+                    path: path.clone(),
+                    kind: new.kind,
+                }),
                 // A directory's own stamp changes whenever its entries do; report the entries.
                 Some(old) if old.kind == EntryKind::Dir && new.kind == EntryKind::Dir => {}
-                Some(old) if old != new => changes.modified.push(FileChange { path: path.clone(), kind: new.kind }),
+                Some(old) if old != new => changes.modified.push(FileChange {
+                    path: path.clone(),
+                    kind: new.kind,
+                }),
                 Some(_) => {}
             }
         }
         for (path, old) in &self.entries {
             if !after.entries.contains_key(path) {
-                changes.deleted.push(FileChange { path: path.clone(), kind: old.kind });
+                changes.deleted.push(FileChange {
+                    path: path.clone(),
+                    kind: old.kind,
+                });
             }
         }
         changes

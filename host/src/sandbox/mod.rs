@@ -75,7 +75,11 @@ impl WriteSet {
         // Drop directories that another one in the set already covers.
         let covered: Vec<String> = dirs.clone();
         dirs.retain(|d| !covered.iter().any(|o| o != d && is_within(d, o)));
-        if dirs.is_empty() { WriteSet::None } else { WriteSet::Dirs(dirs) }
+        if dirs.is_empty() {
+            WriteSet::None
+        } else {
+            WriteSet::Dirs(dirs)
+        }
     }
 
     /// Does this set allow writing `dir` (a normalized relative path)?
@@ -103,11 +107,19 @@ impl WriteSet {
     ///
     /// [`SandboxError::InvalidWriteDir`] for a malformed directory,
     /// [`SandboxError::Denied`] for one outside this set.
-    pub fn narrow(&self, subagent: &str, requested: &[String], grant: &str) -> Result<WriteSet, SandboxError> {
+    pub fn narrow(
+        &self,
+        subagent: &str,
+        requested: &[String],
+        grant: &str,
+    ) -> Result<WriteSet, SandboxError> {
         let mut dirs = Vec::new();
         for dir in requested {
-            let normalized = normalize_write_dir(dir)
-                .map_err(|problem| SandboxError::InvalidWriteDir { dir: dir.clone(), problem })?;
+            let normalized =
+                normalize_write_dir(dir).map_err(|problem| SandboxError::InvalidWriteDir {
+                    dir: dir.clone(),
+                    problem,
+                })?;
             if !self.allows(&normalized) {
                 return Err(SandboxError::Denied {
                     subagent: subagent.to_owned(),
@@ -126,7 +138,10 @@ impl WriteSet {
         match self {
             WriteSet::None => Vec::new(),
             WriteSet::Workspace => vec![GUEST_WORKSPACE.to_owned()],
-            WriteSet::Dirs(dirs) => dirs.iter().map(|d| format!("{GUEST_WORKSPACE}/{d}")).collect(),
+            WriteSet::Dirs(dirs) => dirs
+                .iter()
+                .map(|d| format!("{GUEST_WORKSPACE}/{d}"))
+                .collect(),
         }
     }
 }
@@ -146,7 +161,10 @@ impl fmt::Display for WriteSet {
 
 /// `dir` equals `base` or lies below it (both normalized).
 fn is_within(dir: &str, base: &str) -> bool {
-    dir == base || dir.strip_prefix(base).is_some_and(|rest| rest.starts_with('/'))
+    dir == base
+        || dir
+            .strip_prefix(base)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// The longest prefix of `dir` (a normalized relative path) that exists
@@ -168,13 +186,25 @@ fn deepest_existing<'d>(root: &Dir, dir: &'d str) -> &'d str {
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
     #[error("workspace `{}` cannot be used: {source}\n  = help: pass an existing directory with --workspace", path.display())]
-    Workspace { path: PathBuf, source: std::io::Error },
+    Workspace {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid write directory `{dir}`: {problem}")]
     InvalidWriteDir { dir: String, problem: String },
     #[error("subagent `{subagent}` may not write `{dir}/`: it may write only {allowed} ({grant})")]
-    Denied { subagent: String, dir: String, allowed: WriteSet, grant: String },
+    Denied {
+        subagent: String,
+        dir: String,
+        allowed: WriteSet,
+        grant: String,
+    },
     #[error("write directory `{dir}` {problem}\n  = help: write directories must resolve (symlinks followed) inside the workspace `{}`", workspace.display())]
-    Escapes { dir: String, problem: String, workspace: PathBuf },
+    Escapes {
+        dir: String,
+        problem: String,
+        workspace: PathBuf,
+    },
     #[error("cannot prepare the sandbox: {0}")]
     Wasi(String),
 }
@@ -211,7 +241,10 @@ impl Sandbox {
     }
 
     fn prepare(workspace: &Path, writes: WriteSet, create: bool) -> Result<Sandbox, SandboxError> {
-        let ws_error = |source| SandboxError::Workspace { path: workspace.to_owned(), source };
+        let ws_error = |source| SandboxError::Workspace {
+            path: workspace.to_owned(),
+            source,
+        };
         let workspace = workspace.canonicalize().map_err(ws_error)?;
         if !workspace.is_dir() {
             return Err(ws_error(std::io::Error::other("it is not a directory")));
@@ -226,7 +259,9 @@ impl Sandbox {
                 };
                 // cap-std refuses any path (or symlink target) that leaves `root`.
                 let existing = if create {
-                    root.create_dir_all(dir).map_err(|e| escapes(format!("cannot be created inside the workspace ({e})")))?;
+                    root.create_dir_all(dir).map_err(|e| {
+                        escapes(format!("cannot be created inside the workspace ({e})"))
+                    })?;
                     dir.as_str()
                 } else {
                     deepest_existing(&root, dir)
@@ -234,10 +269,17 @@ impl Sandbox {
                 if existing.is_empty() {
                     continue;
                 }
-                root.open_dir(existing).map_err(|e| escapes(format!("cannot be opened inside the workspace ({e})")))?;
-                let resolved = workspace.join(existing).canonicalize().map_err(|e| escapes(format!("cannot be resolved ({e})")))?;
+                root.open_dir(existing)
+                    .map_err(|e| escapes(format!("cannot be opened inside the workspace ({e})")))?;
+                let resolved = workspace
+                    .join(existing)
+                    .canonicalize()
+                    .map_err(|e| escapes(format!("cannot be resolved ({e})")))?;
                 if !resolved.starts_with(&workspace) {
-                    return Err(escapes(format!("resolves to `{}`, outside the workspace", resolved.display())));
+                    return Err(escapes(format!(
+                        "resolves to `{}`, outside the workspace",
+                        resolved.display()
+                    )));
                 }
             }
         }
@@ -270,11 +312,25 @@ impl Sandbox {
     /// [`SandboxError::Wasi`] when a directory cannot be preopened.
     pub fn wasi_ctx(&self, output: &OutputLog) -> Result<WasiCtx, SandboxError> {
         let mut builder = WasiCtxBuilder::new();
-        let workspace_access = if self.writes == WriteSet::Workspace { Access::ReadWrite } else { Access::ReadOnly };
-        self.preopen(&mut builder, &self.workspace, GUEST_WORKSPACE, workspace_access)?;
+        let workspace_access = if self.writes == WriteSet::Workspace {
+            Access::ReadWrite
+        } else {
+            Access::ReadOnly
+        };
+        self.preopen(
+            &mut builder,
+            &self.workspace,
+            GUEST_WORKSPACE,
+            workspace_access,
+        )?;
         if let WriteSet::Dirs(dirs) = &self.writes {
             for dir in dirs {
-                self.preopen(&mut builder, &self.workspace.join(dir), &format!("{GUEST_WORKSPACE}/{dir}"), Access::ReadWrite)?;
+                self.preopen(
+                    &mut builder,
+                    &self.workspace.join(dir),
+                    &format!("{GUEST_WORKSPACE}/{dir}"),
+                    Access::ReadWrite,
+                )?;
             }
         }
         builder
@@ -287,7 +343,13 @@ impl Sandbox {
         Ok(builder.build())
     }
 
-    fn preopen(&self, builder: &mut WasiCtxBuilder, host: &Path, guest: &str, access: Access) -> Result<(), SandboxError> {
+    fn preopen(
+        &self,
+        builder: &mut WasiCtxBuilder,
+        host: &Path,
+        guest: &str,
+        access: Access,
+    ) -> Result<(), SandboxError> {
         builder
             .preopened_dir(host, guest, access.perms())
             .map(|_| ())
@@ -313,7 +375,10 @@ mod tests {
 
     #[test]
     fn nested_dirs_collapse() {
-        assert_eq!(dirs(&["a/b", "a", "c"]), WriteSet::Dirs(vec!["a".into(), "c".into()]));
+        assert_eq!(
+            dirs(&["a/b", "a", "c"]),
+            WriteSet::Dirs(vec!["a".into(), "c".into()])
+        );
         assert!(dirs(&["ab"]).allows("ab/x"));
         assert!(!dirs(&["a"]).allows("ab"));
     }
@@ -321,8 +386,13 @@ mod tests {
     #[test]
     fn narrowing_refuses_wider_dirs() {
         let allowed = dirs(&["reports"]);
-        assert_eq!(allowed.narrow("x", &["reports/today".into()], "g").unwrap(), dirs(&["reports/today"]));
-        let err = allowed.narrow("notes", &["src".into()], "allowed_write_directories").unwrap_err();
+        assert_eq!(
+            allowed.narrow("x", &["reports/today".into()], "g").unwrap(),
+            dirs(&["reports/today"])
+        );
+        let err = allowed
+            .narrow("notes", &["src".into()], "allowed_write_directories")
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "subagent `notes` may not write `src/`: it may write only reports/ (allowed_write_directories)"

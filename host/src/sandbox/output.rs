@@ -44,12 +44,22 @@ impl OutputLog {
     /// A log that keeps at most `cap` bytes.
     pub fn new(cap: u64, sink: Option<Arc<dyn OutputSink>>) -> OutputLog {
         let cap = usize::try_from(cap).unwrap_or(usize::MAX);
-        OutputLog { inner: Arc::new(Mutex::new(Inner { buf: Vec::new(), cap, dropped: 0, sink })) }
+        OutputLog {
+            inner: Arc::new(Mutex::new(Inner {
+                buf: Vec::new(),
+                cap,
+                dropped: 0,
+                sink,
+            })),
+        }
     }
 
     /// A WASI stdout/stderr that appends to this log.
     pub fn stream(&self, kind: StreamKind) -> OutputStream {
-        OutputStream { log: self.clone(), kind }
+        OutputStream {
+            log: self.clone(),
+            kind,
+        }
     }
 
     fn append(&self, kind: StreamKind, bytes: &[u8]) {
@@ -85,7 +95,9 @@ impl OutputLog {
     /// Up to `max` bytes from `offset`.
     pub fn read(&self, offset: u64, max: usize) -> Vec<u8> {
         let inner = self.inner.lock().unwrap();
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(inner.buf.len());
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(inner.buf.len());
         let end = start.saturating_add(max).min(inner.buf.len());
         inner.buf[start..end].to_vec()
     }
@@ -144,7 +156,11 @@ impl Pollable for OutputStream {
 }
 
 impl AsyncWrite for OutputStream {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         self.log.append(self.kind, buf);
         Poll::Ready(Ok(buf.len()))
     }

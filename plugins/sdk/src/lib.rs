@@ -35,7 +35,9 @@ pub mod bindings {
 }
 
 pub use bindings::Guest as Subagent;
-pub use bindings::subagent::plugin::types::{LogLevel, Outcome, ProgressEvent as Progress, RunError, Task, ToolCall};
+pub use bindings::subagent::plugin::types::{
+    LogLevel, Outcome, ProgressEvent as Progress, RunError, Task, ToolCall,
+};
 
 use bindings::subagent::plugin::host;
 
@@ -53,7 +55,10 @@ macro_rules! export {
 impl Outcome {
     /// An outcome with a summary and no data.
     pub fn summary(summary: impl Into<String>) -> Self {
-        Outcome { summary: summary.into(), data: None }
+        Outcome {
+            summary: summary.into(),
+            data: None,
+        }
     }
 
     /// Attach machine-readable data (serialized as JSON).
@@ -115,7 +120,10 @@ pub mod progress {
 
     /// The subagent calls a tool; `args` is a JSON document.
     pub fn tool(name: impl Into<String>, args: serde_json::Value) {
-        host::progress(&Progress::Tool(ToolCall { name: name.into(), args: args.to_string() }));
+        host::progress(&Progress::Tool(ToolCall {
+            name: name.into(),
+            args: args.to_string(),
+        }));
     }
 }
 

@@ -1,0 +1,484 @@
+//! The `subagent` binary end to end: run, validate, list, build, `--json`,
+//! and exit codes (0 ok, 1 task failed, 2 usage or input error).
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use crate::helpers::*;
+
+fn subagent(args: &[&str]) -> Output {
+    subagent_in(args, None)
+}
+
+fn subagent_in(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_subagent-under-test"));
+    cmd.args(args)
+        .env("SUBAGENT_CACHE_DIR", cache_dir())
+        // No user registry leaks into the tests.
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    if let Some(text) = stdin {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("exited normally")
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn run_prints_summary_and_file_results() {
+    let fixture = Fixture::new();
+    let b = bundle(
+        &guest("escape"),
+        "permission_mode = \"default\"\nallowed_write_directories = [\"out\"]",
+    );
+    let out = subagent(&[
+        "run",
+        path(b.dir.path()),
+        "allowed",
+        "--workspace",
+        path(&fixture.workspace),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("✓ test-guest completed in "), "{text}");
+    assert!(
+        text.contains("file results:\n  created  out/created.txt\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  modified out/existing.txt\n")
+            && text.contains("  deleted  out/gone.txt\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn run_json_has_the_documented_fields() {
+    let fixture = Fixture::new();
+    let b = bundle(&guest("misbehave"), "");
+    let out = subagent(&[
+        "run",
+        path(b.dir.path()),
+        "ok",
+        "--workspace",
+        path(&fixture.workspace),
+        "--json",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    for field in [
+        "task_id",
+        "subagent",
+        "status",
+        "summary",
+        "data",
+        "error",
+        "files",
+        "output",
+        "usage",
+        "permissions",
+    ] {
+        assert!(report.get(field).is_some(), "missing `{field}` in {report}");
+    }
+    assert_eq!(report["status"], "completed");
+    assert_eq!(report["summary"], "fine");
+    assert_eq!(report["data"], serde_json::json!({"ok": true}));
+    assert_eq!(report["permissions"]["mode"], "readonly");
+    assert_eq!(report["permissions"]["writes"]["kind"], "none");
+}
+
+#[test]
+fn failed_task_exits_1_with_a_typed_error() {
+    let fixture = Fixture::new();
+    let b = bundle(&guest("misbehave"), "");
+    let out = subagent(&[
+        "run",
+        path(b.dir.path()),
+        "loop",
+        "--workspace",
+        path(&fixture.workspace),
+        "--timeout",
+        "200ms",
+    ]);
+    assert_eq!(code(&out), 1);
+    let text = stdout(&out);
+    assert!(
+        text.contains("✗ test-guest timed_out")
+            && text.contains("error[timeout]: the task ran past its 200ms limit"),
+        "{text}"
+    );
+
+    let json = subagent(&[
+        "run",
+        path(b.dir.path()),
+        "trap",
+        "--workspace",
+        path(&fixture.workspace),
+        "--json",
+    ]);
+    assert_eq!(code(&json), 1);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(report["status"], "failed");
+    assert_eq!(report["error"]["kind"], "trap");
+}
+
+#[test]
+fn input_errors_exit_2_and_say_how_to_fix_them() {
+    let fixture = Fixture::new();
+    let ws = path(&fixture.workspace);
+    let b = bundle(
+        &guest("escape"),
+        "permission_mode = \"default\"\nallowed_write_directories = [\"out\"]",
+    );
+    let bundle_dir = path(b.dir.path());
+
+    let no_task = subagent(&["run", bundle_dir, "--workspace", ws]);
+    assert_eq!(code(&no_task), 2);
+    assert!(
+        stderr(&no_task).contains("error: no task given")
+            && stderr(&no_task).contains("--task-file"),
+        "{}",
+        stderr(&no_task)
+    );
+
+    let wider = subagent(&[
+        "run",
+        bundle_dir,
+        "allowed",
+        "--workspace",
+        ws,
+        "--write",
+        "src",
+    ]);
+    assert_eq!(code(&wider), 2);
+    assert!(
+        stderr(&wider)
+            .contains("may not write `src/`: it may write only out/ (allowed_write_directories)"),
+        "{}",
+        stderr(&wider)
+    );
+
+    let missing = subagent(&["run", "/nonexistent/bundle", "x"]);
+    assert_eq!(code(&missing), 2);
+    assert!(
+        stderr(&missing).contains("no bundle at `/nonexistent/bundle`: it does not exist"),
+        "{}",
+        stderr(&missing)
+    );
+
+    let bad_manifest = tempfile::tempdir().unwrap();
+    std::fs::write(
+        bad_manifest.path().join("subagent.toml"),
+        "name = \"x\"\ndescription = \"d\"\ncomponent = \"x.wasm\"\ntimeout = \"1m\"\n",
+    )
+    .unwrap();
+    let bad = subagent(&["run", path(bad_manifest.path()), "x", "--workspace", ws]);
+    assert_eq!(code(&bad), 2);
+    let err = stderr(&bad);
+    assert!(
+        err.contains("unknown field `timeout`") && err.contains("subagent.toml:4:1"),
+        "{err}"
+    );
+
+    let usage = subagent(&["run"]);
+    assert_eq!(code(&usage), 2, "clap usage errors exit 2");
+    let bad_timeout = subagent(&["run", bundle_dir, "x", "--timeout", "soon"]);
+    assert_eq!(code(&bad_timeout), 2);
+}
+
+#[test]
+fn readonly_flag_overrides_the_manifest() {
+    let fixture = Fixture::new();
+    let b = bundle(
+        &guest("escape"),
+        "permission_mode = \"default\"\nallowed_write_directories = [\"out\"]",
+    );
+    let out = subagent(&[
+        "run",
+        path(b.dir.path()),
+        "allowed",
+        "--workspace",
+        path(&fixture.workspace),
+        "--readonly",
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let results = report["data"]["results"].as_array().unwrap();
+    let write = results
+        .iter()
+        .find(|r| r["op"] == "write /workspace/out/created.txt")
+        .unwrap();
+    assert_eq!(write["ok"], false, "{write}");
+    assert!(!fixture.workspace.join("out/created.txt").exists());
+}
+
+#[test]
+fn task_can_come_from_a_file_or_stdin() {
+    let fixture = Fixture::new();
+    let b = bundle(&guest("echo"), "");
+    let task_file = fixture.root.path().join("task.txt");
+    std::fs::write(&task_file, "task from file").unwrap();
+    let from_file = subagent(&[
+        "run",
+        path(b.dir.path()),
+        "--task-file",
+        path(&task_file),
+        "--workspace",
+        path(&fixture.workspace),
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&from_file)).unwrap();
+    assert_eq!(report["data"]["prompt"], "task from file");
+
+    let from_stdin = subagent_in(
+        &[
+            "run",
+            path(b.dir.path()),
+            "-",
+            "--workspace",
+            path(&fixture.workspace),
+            "--json",
+        ],
+        Some("task from stdin"),
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout(&from_stdin)).unwrap();
+    assert_eq!(report["data"]["prompt"], "task from stdin");
+}
+
+#[test]
+fn validate_prints_effective_permissions_and_limits() {
+    let fixture = Fixture::new();
+    let b = bundle(
+        &guest("escape"),
+        "permission_mode = \"default\"\nallowed_write_directories = [\"out\", \"new/dir\"]\n[limits]\ntimeout = \"90s\"",
+    );
+    let out = subagent(&[
+        "validate",
+        path(b.dir.path()),
+        "--workspace",
+        path(&fixture.workspace),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("✓ subagent `test-guest` is valid"), "{text}");
+    assert!(
+        text.contains("permissions  default: writes new/dir/, out/"),
+        "{text}"
+    );
+    assert!(
+        text.contains("limits       timeout 1m30s, memory 512 MiB, output 4 MiB, fuel unmetered"),
+        "{text}"
+    );
+    assert!(
+        text.contains("exports      run") && text.contains("subagent:plugin/types@0.1.0"),
+        "{text}"
+    );
+    assert!(
+        !fixture.workspace.join("new").exists(),
+        "validate changes nothing"
+    );
+
+    let json = subagent(&[
+        "validate",
+        path(b.dir.path()),
+        "--workspace",
+        path(&fixture.workspace),
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(
+        report["writable_guest_paths"],
+        serde_json::json!(["/workspace/new/dir", "/workspace/out"])
+    );
+    assert_eq!(report["limits"]["timeout_ms"], 90_000);
+
+    let not_subagent = bundle(&guest("not-subagent"), "");
+    let bad = subagent(&["validate", path(not_subagent.dir.path())]);
+    assert_eq!(code(&bad), 2);
+    assert!(
+        stderr(&bad).contains("does not export `run`"),
+        "{}",
+        stderr(&bad)
+    );
+}
+
+#[test]
+fn list_shows_registries_in_precedence_order() {
+    let fixture = Fixture::new();
+    let first = tempfile::tempdir().unwrap();
+    let second = fixture.workspace.join(".subagents");
+    let write = |dir: &Path, name: &str, description: &str| {
+        std::fs::create_dir_all(dir.join(name)).unwrap();
+        std::fs::write(
+            dir.join(name).join("subagent.toml"),
+            format!("name = \"{name}\"\ndescription = \"{description}\"\ncomponent = \"x.wasm\"\n"),
+        )
+        .unwrap();
+    };
+    write(first.path(), "alpha", "from the --agents dir");
+    write(&second, "alpha", "from the project");
+    write(&second, "beta", "only in the project");
+    std::fs::create_dir_all(second.join("broken")).unwrap();
+    std::fs::write(second.join("broken/subagent.toml"), "name = \"broken\"\n").unwrap();
+
+    let out = subagent(&[
+        "list",
+        "--agents",
+        path(first.path()),
+        "--workspace",
+        path(&fixture.workspace),
+    ]);
+    assert_eq!(code(&out), 0);
+    let text = stdout(&out);
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .filter(|r: &Vec<&str>| r.len() > 2)
+        .collect();
+    let row = |words: &[&str]| rows.iter().any(|r| r.starts_with(words));
+    assert!(
+        row(&["alpha", "readonly", "from", "the", "--agents", "dir"]),
+        "{text}"
+    );
+    assert!(
+        text.contains("from the project (shadowed by an earlier registry)"),
+        "{text}"
+    );
+    assert!(row(&["beta", "readonly", "only"]), "{text}");
+    assert!(
+        row(&[
+            "broken",
+            "-",
+            "BROKEN:",
+            "missing",
+            "field",
+            "`description`"
+        ]),
+        "{text}"
+    );
+
+    let json = subagent(&[
+        "list",
+        "--agents",
+        path(first.path()),
+        "--workspace",
+        path(&fixture.workspace),
+        "--json",
+    ]);
+    let names: Vec<String> = stdout(&json)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["name"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(names, ["alpha", "alpha", "beta", "broken"]);
+}
+
+#[test]
+fn run_finds_a_subagent_by_name_in_the_project_registry() {
+    let fixture = Fixture::new();
+    let registry = fixture.workspace.join(".subagents").join("noop");
+    std::fs::create_dir_all(&registry).unwrap();
+    std::fs::write(
+        registry.join("subagent.toml"),
+        format!(
+            "name = \"noop\"\ndescription = \"does nothing\"\ncomponent = {:?}\n",
+            guest("noop").display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = subagent(&[
+        "run",
+        "noop",
+        "anything",
+        "--workspace",
+        path(&fixture.workspace),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let typo = subagent(&[
+        "run",
+        "nop",
+        "anything",
+        "--workspace",
+        path(&fixture.workspace),
+    ]);
+    assert_eq!(code(&typo), 2);
+    assert!(
+        stderr(&typo).contains("did you mean `noop`?"),
+        "{}",
+        stderr(&typo)
+    );
+}
+
+#[test]
+fn build_runs_the_build_command() {
+    let fixture = Fixture::new();
+    let b = bundle(
+        &guest("noop"),
+        "[build]\ncommand = \"echo built > marker.txt\"",
+    );
+    let out = subagent(&[
+        "build",
+        path(b.dir.path()),
+        "--workspace",
+        path(&fixture.workspace),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(b.dir.path().join("marker.txt")).unwrap(),
+        "built\n"
+    );
+    assert!(
+        stdout(&out).starts_with("built test-guest"),
+        "{}",
+        stdout(&out)
+    );
+
+    let failing = bundle(&guest("noop"), "[build]\ncommand = \"exit 3\"");
+    let out = subagent(&[
+        "run",
+        path(failing.dir.path()),
+        "x",
+        "--build",
+        "--workspace",
+        path(&fixture.workspace),
+    ]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out)
+            .contains("build of subagent `test-guest` failed: `exit 3` exited with exit status: 3"),
+        "{}",
+        stderr(&out)
+    );
+}

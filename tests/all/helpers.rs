@@ -1,0 +1,211 @@
+//! Small helpers so each test reads as one intention.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use serde_json::Value;
+use subagent_host::plan::{PlanRequest, plan};
+use subagent_host::sandbox::OutputLog;
+use subagent_host::task::Ignore;
+use subagent_host::{
+    Bundle, Manifest, RunSpec, Runtime, RuntimeConfig, TaskControl, TaskInfo, TaskResult,
+};
+
+pub use subagent_tests::{guest, repo_root};
+
+/// Where the tests cache compiled components (shared across runs).
+pub fn cache_dir() -> PathBuf {
+    repo_root().join("target").join("test-artifacts")
+}
+
+/// One runtime shared by every test, as one host serves many tasks.
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        Runtime::new(RuntimeConfig {
+            cache_dir: Some(cache_dir()),
+            ..RuntimeConfig::default()
+        })
+        .expect("engine")
+    })
+}
+
+/// A bundle for `component` with extra manifest lines, in its own temp dir.
+pub struct TestBundle {
+    pub dir: tempfile::TempDir,
+    pub bundle: Bundle,
+}
+
+pub fn bundle(component: &Path, extra: &str) -> TestBundle {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "name = \"test-guest\"\ndescription = \"a test guest\"\ncomponent = {:?}\n{extra}\n",
+        component.display().to_string()
+    );
+    let path = dir.path().join("subagent.toml");
+    std::fs::write(&path, &text).unwrap();
+    let manifest =
+        Manifest::parse(&path, &text).unwrap_or_else(|e| panic!("test manifest is invalid:\n{e}"));
+    TestBundle {
+        bundle: Bundle::from_manifest(manifest).unwrap(),
+        dir,
+    }
+}
+
+/// Run `bundle` on `workspace` with `prompt` through the real runtime.
+pub async fn run(bundle: &Bundle, workspace: &Path, prompt: &str) -> TaskResult {
+    run_with(bundle, workspace, prompt, &PlanRequest::default()).await
+}
+
+pub async fn run_with(
+    bundle: &Bundle,
+    workspace: &Path,
+    prompt: &str,
+    request: &PlanRequest,
+) -> TaskResult {
+    let plan =
+        plan(bundle, workspace, request, true).unwrap_or_else(|e| panic!("plan failed: {e}"));
+    let m = &bundle.manifest;
+    let component = runtime()
+        .load(&m.name, &m.component, m.sha256.as_deref(), &m.path)
+        .unwrap_or_else(|e| panic!("load failed: {e}"));
+    let spec = RunSpec {
+        task: TaskInfo {
+            id: "t-test".into(),
+            description: "test".into(),
+            prompt: prompt.into(),
+            system_prompt: bundle.system_prompt.clone(),
+            ..TaskInfo::default()
+        },
+        output: OutputLog::new(plan.limits.output, None),
+        sandbox: plan.sandbox,
+        limits: plan.limits,
+    };
+    let hang_guard = std::time::Duration::from_secs(120);
+    tokio::time::timeout(
+        hang_guard,
+        runtime().run(&component, spec, TaskControl::new(), Arc::new(Ignore)),
+    )
+    .await
+    .expect("the task did not end within 120 s")
+}
+
+/// A workspace with read-only files, a writable `out/`, symlinks pointing
+/// out, and an `outside` directory next to it holding a secret.
+pub struct Fixture {
+    pub root: tempfile::TempDir,
+    pub workspace: PathBuf,
+    pub outside: PathBuf,
+}
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        let root = tempfile::tempdir().unwrap();
+        let workspace = root.path().join("ws");
+        let outside = root.path().join("outside");
+        for dir in [
+            &workspace,
+            &outside,
+            &workspace.join("src"),
+            &workspace.join("out"),
+        ] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        std::fs::write(workspace.join("readme.txt"), "original readme\n").unwrap();
+        std::fs::write(
+            workspace.join("src/lib.rs"),
+            "// TODO: write the library\nfn main() {}\n",
+        )
+        .unwrap();
+        std::fs::write(workspace.join("out/existing.txt"), "existing\n").unwrap();
+        std::fs::write(workspace.join("out/gone.txt"), "to be deleted\n").unwrap();
+        std::fs::write(outside.join("secret.txt"), "the secret\n").unwrap();
+        symlink(&outside, &workspace.join("link_abs"));
+        symlink(Path::new("../outside"), &workspace.join("link_rel"));
+        symlink(Path::new("../../outside"), &workspace.join("out/esc"));
+        symlink(Path::new("../src"), &workspace.join("out/up"));
+        Fixture {
+            root,
+            workspace,
+            outside,
+        }
+    }
+
+    /// Every entry under the fixture root (workspace and outside) with its
+    /// contents or link target, except what lies under `except` (relative to
+    /// the workspace).
+    pub fn state_except(&self, except: &[&str]) -> BTreeMap<String, String> {
+        let mut state = BTreeMap::new();
+        walk(self.root.path(), self.root.path(), &mut state);
+        state.retain(|path, _| {
+            !except
+                .iter()
+                .any(|e| path.starts_with(&format!("ws/{e}/")) || path == &format!("ws/{e}"))
+        });
+        state
+    }
+}
+
+#[cfg(unix)]
+fn symlink(target: &Path, link: &Path) {
+    std::os::unix::fs::symlink(target, link).unwrap();
+}
+
+fn walk(root: &Path, dir: &Path, state: &mut BTreeMap<String, String>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        let rel = path.strip_prefix(root).unwrap().display().to_string();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        if meta.is_symlink() {
+            state.insert(
+                rel,
+                format!("-> {}", std::fs::read_link(&path).unwrap().display()),
+            );
+        } else if meta.is_dir() {
+            state.insert(rel, "<dir>".into());
+            walk(root, &path, state);
+        } else {
+            state.insert(
+                rel,
+                String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned(),
+            );
+        }
+    }
+}
+
+/// One attempt the escape guest reported.
+#[derive(Debug)]
+pub struct Attempt {
+    pub op: String,
+    pub ok: bool,
+    pub kind: String,
+}
+
+/// The attempts in an escape guest's result.
+pub fn attempts(result: &TaskResult) -> Vec<Attempt> {
+    let data = result
+        .data
+        .as_ref()
+        .unwrap_or_else(|| panic!("no data in {result:#?}"));
+    data["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r: &Value| Attempt {
+            op: r["op"].as_str().unwrap().to_owned(),
+            ok: r["ok"].as_bool().unwrap(),
+            kind: r["kind"].as_str().unwrap_or("").to_owned(),
+        })
+        .collect()
+}
+
+/// Assert every attempt failed, naming any that did not.
+pub fn assert_all_failed(attempts: &[Attempt]) {
+    assert!(!attempts.is_empty(), "the guest reported no attempts");
+    let succeeded: Vec<&Attempt> = attempts.iter().filter(|a| a.ok).collect();
+    assert!(
+        succeeded.is_empty(),
+        "these escape attempts succeeded: {succeeded:#?}"
+    );
+}

@@ -1,0 +1,12 @@
+//! Integration tests of subagent-host against real components: the test
+//! guests in tests/guests and the example plugins in plugins/, compiled for
+//! wasm32-wasip2 by this crate's build script.
+
+mod helpers;
+
+mod cli;
+mod components;
+mod limits;
+mod manifest;
+
+mod sandbox;
