@@ -12,7 +12,7 @@ use subagent_host::{
     Bundle, Manifest, RunSpec, Runtime, RuntimeConfig, TaskControl, TaskInfo, TaskResult,
 };
 
-pub use subagent_tests::{guest, repo_root};
+pub use subagent_tests::{guest, plugin, repo_root};
 
 /// Where the tests cache compiled components (shared across runs).
 pub fn cache_dir() -> PathBuf {

@@ -8,5 +8,6 @@ mod cli;
 mod components;
 mod limits;
 mod manifest;
+mod plugins;
 
 mod sandbox;

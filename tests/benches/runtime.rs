@@ -1,1 +1,475 @@
-fn main() {}
+//! What the runtime costs, against what a process costs: cold compile and
+//! cached load of the real `deep-search` component, instantiate + run of the
+//! no-op guest, and `posix_spawn` of `/bin/true`, printed side by side with
+//! ratios.
+//!
+//! ```text
+//! cargo bench -p subagent-tests --bench runtime            # full run
+//! cargo bench -p subagent-tests --bench runtime -- --quick # fewer iterations
+//! ```
+//!
+//! Every sample is checked (a load that should hit the cache did, a task
+//! completed, `/bin/true` exited 0), so a failure cannot pass as a fast run.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use subagent_host::plan::{PlanRequest, plan};
+use subagent_host::runtime::CacheOutcome;
+use subagent_host::sandbox::OutputLog;
+use subagent_host::task::Ignore;
+use subagent_host::units::format_size;
+use subagent_host::{
+    Bundle, LoadedComponent, Manifest, RunSpec, Runtime, RuntimeConfig, TaskControl, TaskInfo,
+    TaskStatus,
+};
+
+/// How many samples each measurement takes.
+struct Iterations {
+    cold: usize,
+    cached: usize,
+    tasks: usize,
+    spawns: usize,
+}
+
+impl Iterations {
+    const FULL: Iterations = Iterations {
+        cold: 3,
+        cached: 100,
+        tasks: 2000,
+        spawns: 2000,
+    };
+    const QUICK: Iterations = Iterations {
+        cold: 1,
+        cached: 20,
+        tasks: 200,
+        spawns: 200,
+    };
+}
+
+fn main() {
+    let mut quick = false;
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--quick" => quick = true,
+            // `cargo bench` passes `--bench` to every bench binary.
+            "--bench" => {}
+            "-h" | "--help" => {
+                println!("usage: cargo bench -p subagent-tests --bench runtime [-- --quick]");
+                return;
+            }
+            other => {
+                eprintln!("error: unknown argument `{other}` (expected `--quick`)");
+                std::process::exit(2);
+            }
+        }
+    }
+    let n = if quick {
+        Iterations::QUICK
+    } else {
+        Iterations::FULL
+    };
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let started = Instant::now();
+
+    let deep_search = deep_search_copy(scratch.path());
+    let size = std::fs::metadata(&deep_search).expect("deep-search").len();
+    let cold = cold_compile(&deep_search, scratch.path(), n.cold);
+    let (engine_setup, cached, memoized) = cached_load(&deep_search, scratch.path(), n.cached);
+    let tasks = noop_tasks(scratch.path(), n.tasks);
+    let spawn = spawn_true(n.spawns);
+
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pooling = Runtime::new(config(None)).expect("engine").pooling();
+    println!(
+        "subagent-host runtime benchmark ({cores} core{}, {} allocator, {} task iterations{})",
+        if cores == 1 { "" } else { "s" },
+        if pooling { "pooling" } else { "on-demand" },
+        n.tasks,
+        if quick { ", --quick" } else { "" },
+    );
+    println!();
+    let rows = [
+        Row::new(
+            &format!("cold compile deep-search ({})", format_size(size)),
+            &cold,
+        )
+        .ratio(&cold, &cached, "cached load"),
+        Row::new("cached load deep-search (cache hit)", &cached).ratio(
+            &cached,
+            &tasks.run,
+            "noop run",
+        ),
+        Row::new("repeat load, same Runtime (memoized)", &memoized).ratio(
+            &memoized,
+            &tasks.run,
+            "noop run",
+        ),
+        Row::new("engine setup (Runtime::new)", &engine_setup).ratio(
+            &engine_setup,
+            &tasks.run,
+            "noop run",
+        ),
+        Row::new("plan (read-only, empty workspace)", &tasks.plan).ratio(
+            &tasks.plan,
+            &tasks.run,
+            "noop run",
+        ),
+        Row::new("noop run (instantiate + run)", &tasks.run).baseline(),
+        Row::new("noop plan + run", &tasks.plan_run).ratio(&tasks.plan_run, &tasks.run, "noop run"),
+        Row::new("posix_spawn /bin/true + wait", &spawn).ratio(&spawn, &tasks.run, "noop run"),
+    ];
+    print_table(&rows);
+
+    println!();
+    println!("where a noop run's time goes (parts timed alone, same thread, p50)");
+    let parts = [
+        ("sandbox.wasi_ctx (preopen workspace)", &tasks.wasi_ctx),
+        ("sandbox.snapshot (read-only: nothing)", &tasks.snapshot),
+        ("spawn_blocking round trip (empty)", &tasks.hop),
+    ];
+    let width = parts.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+    for (name, samples) in parts {
+        println!(
+            "  {name:<width$}  {:>9}  {:>5.1}% of noop run",
+            format_time(samples.p50()),
+            100.0 * samples.p50().as_secs_f64() / tasks.run.p50().as_secs_f64(),
+        );
+    }
+    println!(
+        "  (run calls wasi_ctx once, and snapshot twice, each behind a spawn_blocking hop)"
+    );
+    println!();
+    println!(
+        "throughput, one task at a time on a current-thread runtime: {:.0} tasks/s (run), {:.0} tasks/s (plan + run); {:.0} spawns/s",
+        tasks.run.per_second(),
+        tasks.plan_run.per_second(),
+        spawn.per_second(),
+    );
+    println!("total benchmark time {}", format_time(started.elapsed()));
+}
+
+fn config(cache_dir: Option<PathBuf>) -> RuntimeConfig {
+    RuntimeConfig {
+        cache_dir,
+        ..RuntimeConfig::default()
+    }
+}
+
+/// Copy the built deep-search component into `dir`, so a concurrent rebuild
+/// of the plugins cannot change the file between samples.
+fn deep_search_copy(dir: &Path) -> PathBuf {
+    let bundle = Bundle::open(&subagent_tests::plugin("deep-search"))
+        .unwrap_or_else(|e| panic!("cannot open the deep-search bundle: {e}"));
+    let copy = dir.join("deep_search.wasm");
+    std::fs::copy(&bundle.manifest.component, &copy).unwrap_or_else(|e| {
+        panic!(
+            "cannot copy {} (it is built by tests/build.rs): {e}",
+            bundle.manifest.component.display()
+        )
+    });
+    copy
+}
+
+fn load(runtime: &Runtime, component: &Path) -> Arc<LoadedComponent> {
+    runtime
+        .load("bench", component, None, component)
+        .unwrap_or_else(|e| panic!("load failed: {e}"))
+}
+
+/// `Runtime::load` with an empty cache: read, hash, compile, store, prepare.
+fn cold_compile(component: &Path, scratch: &Path, iterations: usize) -> Samples {
+    let mut samples = Samples::default();
+    for i in 0..iterations {
+        let cache = scratch.join(format!("cold-{i}"));
+        let runtime = Runtime::new(config(Some(cache))).expect("engine");
+        let start = Instant::now();
+        let loaded = load(&runtime, component);
+        samples.push(start.elapsed());
+        assert_eq!(loaded.cache, CacheOutcome::Compiled, "a cold load must compile");
+    }
+    samples
+}
+
+/// A fresh `Runtime` per sample over a warm cache: the load is a cache hit.
+/// Returns (Runtime::new, cached load, repeat load on the same Runtime).
+fn cached_load(component: &Path, scratch: &Path, iterations: usize) -> (Samples, Samples, Samples) {
+    let cache = scratch.join("warm");
+    let warm = Runtime::new(config(Some(cache.clone()))).expect("engine");
+    let first = load(&warm, component);
+    assert_eq!(first.cache, CacheOutcome::Compiled);
+    drop((first, warm));
+
+    let (mut setup, mut cached, mut memoized) =
+        (Samples::default(), Samples::default(), Samples::default());
+    for _ in 0..iterations {
+        let start = Instant::now();
+        let runtime = Runtime::new(config(Some(cache.clone()))).expect("engine");
+        setup.push(start.elapsed());
+
+        let start = Instant::now();
+        let loaded = load(&runtime, component);
+        cached.push(start.elapsed());
+        assert_eq!(loaded.cache, CacheOutcome::Hit, "a warm load must hit the cache");
+
+        let start = Instant::now();
+        let again = load(&runtime, component);
+        memoized.push(start.elapsed());
+        assert!(Arc::ptr_eq(&loaded, &again), "a repeat load must be memoized");
+    }
+    (setup, cached, memoized)
+}
+
+struct TaskSamples {
+    plan: Samples,
+    run: Samples,
+    plan_run: Samples,
+    wasi_ctx: Samples,
+    snapshot: Samples,
+    hop: Samples,
+}
+
+/// Plan and run the no-op guest read-only over an empty workspace, as
+/// `subagent run` does: one task at a time on a current-thread runtime.
+fn noop_tasks(scratch: &Path, iterations: usize) -> TaskSamples {
+    let workspace = scratch.join("workspace");
+    std::fs::create_dir(&workspace).expect("workspace");
+    let manifest_path = scratch.join("subagent.toml");
+    let text = format!(
+        "name = \"noop\"\ndescription = \"does nothing\"\ncomponent = {:?}\npermission_mode = \"readonly\"\n",
+        subagent_tests::guest("noop").display().to_string()
+    );
+    std::fs::write(&manifest_path, &text).expect("manifest");
+    let manifest = Manifest::parse(&manifest_path, &text)
+        .unwrap_or_else(|e| panic!("the noop manifest is invalid:\n{e}"));
+    let bundle = Bundle::from_manifest(manifest).expect("bundle");
+    let request = PlanRequest {
+        readonly: true,
+        ..PlanRequest::default()
+    };
+
+    let runtime = Runtime::new(config(Some(scratch.join("noop-cache")))).expect("engine");
+    let m = &bundle.manifest;
+    let component = runtime
+        .load(&m.name, &m.component, m.sha256.as_deref(), &m.path)
+        .unwrap_or_else(|e| panic!("load failed: {e}"));
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+
+    let one = || async {
+        let start = Instant::now();
+        let plan = plan(&bundle, &workspace, &request, true)
+            .unwrap_or_else(|e| panic!("plan failed: {e}"));
+        let planned = start.elapsed();
+        let spec = RunSpec {
+            task: TaskInfo {
+                id: "t-bench".into(),
+                description: "bench".into(),
+                prompt: "nothing".into(),
+                ..TaskInfo::default()
+            },
+            output: OutputLog::new(plan.limits.output, None),
+            sandbox: plan.sandbox,
+            limits: plan.limits,
+        };
+        let run_start = Instant::now();
+        let result = runtime
+            .run(&component, spec, TaskControl::new(), Arc::new(Ignore))
+            .await;
+        let ran = run_start.elapsed();
+        let total = start.elapsed();
+        assert_eq!(
+            result.status,
+            TaskStatus::Completed,
+            "the noop task did not complete: {result:#?}"
+        );
+        assert!(result.files.is_empty(), "the noop task changed files");
+        (planned, ran, total)
+    };
+
+    tokio.block_on(async {
+        let mut samples = TaskSamples {
+            plan: Samples::default(),
+            run: Samples::default(),
+            plan_run: Samples::default(),
+            wasi_ctx: Samples::default(),
+            snapshot: Samples::default(),
+            hop: Samples::default(),
+        };
+        for _ in 0..warmup(iterations) {
+            one().await;
+        }
+        for _ in 0..iterations {
+            let (planned, ran, total) = one().await;
+            samples.plan.push(planned);
+            samples.run.push(ran);
+            samples.plan_run.push(total);
+        }
+
+        // The parts of `run` that are reachable from outside, timed alone.
+        let sandbox = plan(&bundle, &workspace, &request, true)
+            .expect("plan")
+            .sandbox;
+        let output = OutputLog::new(1 << 20, None);
+        for _ in 0..iterations {
+            let start = Instant::now();
+            let wasi = sandbox.wasi_ctx(&output).expect("wasi ctx");
+            samples.wasi_ctx.push(start.elapsed());
+            drop(wasi);
+
+            let start = Instant::now();
+            let snapshot = sandbox.snapshot();
+            samples.snapshot.push(start.elapsed());
+            assert!(snapshot.diff(&snapshot).is_empty());
+
+            let start = Instant::now();
+            tokio::task::spawn_blocking(|| ()).await.expect("hop");
+            samples.hop.push(start.elapsed());
+        }
+        samples
+    })
+}
+
+/// `std::process::Command::status`, which uses `posix_spawn` on Linux.
+fn spawn_true(iterations: usize) -> Samples {
+    let spawn = || {
+        let start = Instant::now();
+        let status = std::process::Command::new("/bin/true")
+            .status()
+            .expect("cannot spawn /bin/true");
+        let took = start.elapsed();
+        assert!(status.success(), "/bin/true failed: {status}");
+        took
+    };
+    for _ in 0..warmup(iterations) {
+        spawn();
+    }
+    let mut samples = Samples::default();
+    for _ in 0..iterations {
+        samples.push(spawn());
+    }
+    samples
+}
+
+fn warmup(iterations: usize) -> usize {
+    (iterations / 20).max(5)
+}
+
+#[derive(Default)]
+struct Samples(Vec<Duration>);
+
+impl Samples {
+    fn push(&mut self, sample: Duration) {
+        self.0.push(sample);
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The nearest-rank percentile `p` (0–100).
+    fn percentile(&self, p: f64) -> Duration {
+        assert!(!self.0.is_empty(), "no samples");
+        let mut sorted = self.0.clone();
+        sorted.sort();
+        let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+        sorted[rank.clamp(1, sorted.len()) - 1]
+    }
+
+    fn p50(&self) -> Duration {
+        self.percentile(50.0)
+    }
+
+    fn p99(&self) -> Duration {
+        self.percentile(99.0)
+    }
+
+    fn per_second(&self) -> f64 {
+        let total: Duration = self.0.iter().sum();
+        self.0.len() as f64 / total.as_secs_f64()
+    }
+}
+
+struct Row {
+    name: String,
+    n: usize,
+    p50: Duration,
+    p99: Duration,
+    ratio: String,
+    versus: String,
+}
+
+impl Row {
+    fn new(name: &str, samples: &Samples) -> Row {
+        Row {
+            name: name.to_owned(),
+            n: samples.len(),
+            p50: samples.p50(),
+            p99: samples.p99(),
+            ratio: String::new(),
+            versus: String::new(),
+        }
+    }
+
+    /// p50 of `this` over p50 of `other`.
+    fn ratio(mut self, this: &Samples, other: &Samples, other_name: &str) -> Row {
+        let r = this.p50().as_secs_f64() / other.p50().as_secs_f64();
+        self.ratio = format_ratio(r);
+        self.versus = format!("x {other_name}");
+        self
+    }
+
+    fn baseline(mut self) -> Row {
+        self.ratio = "1".into();
+        self.versus = "(baseline)".into();
+        self
+    }
+}
+
+fn print_table(rows: &[Row]) {
+    let name_width = rows.iter().map(|r| r.name.len()).max().unwrap_or(0);
+    let ratio_width = rows.iter().map(|r| r.ratio.len()).max().unwrap_or(0).max(5);
+    println!(
+        "{:<name_width$}  {:>5}  {:>9}  {:>9}  {:>ratio_width$}",
+        "measurement", "n", "p50", "p99", "ratio",
+    );
+    for row in rows {
+        println!(
+            "{:<name_width$}  {:>5}  {:>9}  {:>9}  {:>ratio_width$} {}",
+            row.name,
+            row.n,
+            format_time(row.p50),
+            format_time(row.p99),
+            row.ratio,
+            row.versus,
+        );
+    }
+}
+
+fn format_time(d: Duration) -> String {
+    let ns = d.as_nanos() as f64;
+    if ns < 1e3 {
+        format!("{ns:.0} ns")
+    } else if ns < 1e6 {
+        format!("{:.1} µs", ns / 1e3)
+    } else if ns < 1e9 {
+        format!("{:.2} ms", ns / 1e6)
+    } else {
+        format!("{:.2} s", ns / 1e9)
+    }
+}
+
+fn format_ratio(r: f64) -> String {
+    if r >= 100.0 {
+        format!("{r:.0}")
+    } else if r >= 10.0 {
+        format!("{r:.1}")
+    } else if r >= 0.01 {
+        format!("{r:.2}")
+    } else {
+        format!("{r:.4}")
+    }
+}

@@ -51,7 +51,6 @@
 
 mod request;
 mod search;
-mod walk;
 
 use std::path::Path;
 

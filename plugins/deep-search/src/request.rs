@@ -5,7 +5,7 @@ use regex::{Regex, RegexBuilder};
 use serde_json::{Map, Value};
 use subagent_sdk::RunError;
 
-use crate::walk::{self, Filter};
+use subagent_sdk::walk::{self, Filter};
 
 /// Default number of context lines before and after each finding.
 pub const DEFAULT_CONTEXT: usize = 1;

@@ -6,7 +6,7 @@ use serde::Serialize;
 use subagent_sdk::RunError;
 
 use crate::request::Search;
-use crate::walk::Walk;
+use subagent_sdk::walk::Walk;
 
 /// Lines in findings are cut to this many characters.
 pub const MAX_LINE_CHARS: usize = 200;
@@ -170,7 +170,7 @@ pub fn clip_line(line: &str) -> String {
 mod tests {
     use super::*;
     use crate::request::Request;
-    use crate::walk::tree;
+    use subagent_sdk::testing::tree;
 
     fn run_search(prompt: &str, files: &[(&str, &str)]) -> Report {
         let root = tree(files);

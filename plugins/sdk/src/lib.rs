@@ -34,6 +34,11 @@ pub mod bindings {
     });
 }
 
+pub mod walk;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
 pub use bindings::Guest as Subagent;
 pub use bindings::subagent::plugin::types::{
     LogLevel, Outcome, ProgressEvent as Progress, RunError, Task, ToolCall,

@@ -33,7 +33,6 @@
 
 mod markers;
 mod report;
-mod walk;
 
 use std::path::Path;
 

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use subagent_sdk::RunError;
 
 use crate::markers::{Mark, Scanner};
-use crate::walk::{self, Filter, Walk};
+use subagent_sdk::walk::{self, Filter, Walk};
 
 /// The directory the report goes to, relative to the workspace.
 pub const REPORT_DIR: &str = "reports";
@@ -223,7 +223,7 @@ fn plural(count: usize, noun: &str) -> String {
 mod tests {
     use super::*;
     use crate::markers::{MARKERS, selected};
-    use crate::walk::tree;
+    use subagent_sdk::testing::tree;
 
     fn collect_all(markers: Vec<&'static str>, files: &[(&str, &str)]) -> Report {
         let root = tree(files);

@@ -5,13 +5,13 @@
 //! binary files (a NUL byte in the first [`BINARY_SNIFF`] bytes) are skipped.
 //! Paths are relative to the walk's root, with `/` separators.
 //!
-//! `deep-search` and `todo-report` each carry an identical copy of this module;
-//! keep them in step.
+//! Used by `deep-search` and `todo-report`; handy for any subagent that scans
+//! the workspace.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use subagent_sdk::RunError;
+use crate::RunError;
 
 /// Directory names left out wherever they appear, unless a caller opts back in.
 pub const SKIPPED_DIRS: [&str; 3] = [".git", "target", "node_modules"];
@@ -152,21 +152,10 @@ pub fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-/// Build a throwaway tree of files for tests.
-#[cfg(test)]
-pub fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (path, text) in files {
-        let path = dir.path().join(path);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(path, text).unwrap();
-    }
-    dir
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::tree;
 
     struct SkipDefaults;
 
