@@ -5,6 +5,7 @@ wasmtime::component::bindgen!({
     path: "../wit",
     imports: {
         "subagent:plugin/host.wait-message": async,
+        "subagent:plugin/subagents": async,
     },
     exports: { default: async },
 });

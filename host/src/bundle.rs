@@ -214,22 +214,20 @@ impl Registries {
         entries
     }
 
-    /// Resolve `spec`: a path to a bundle, else a name in the registries.
+    /// Resolve a subagent by name only (never a path).
     ///
     /// # Errors
     ///
-    /// The bundle's own error, or [`BundleError::UnknownName`] with the
-    /// closest known name.
-    pub fn resolve(&self, spec: &str) -> Result<Bundle, BundleError> {
-        let path = Path::new(spec);
-        let looks_like_path = spec.contains('/') || spec.ends_with(".toml") || path.exists();
-        if looks_like_path || !crate::manifest::valid_name(spec) {
-            return Bundle::open(path);
-        }
+    /// The bundle's own error, or [`BundleError::UnknownName`].
+    pub fn resolve_name(&self, name: &str) -> Result<Bundle, BundleError> {
         let entries = self.entries();
-        if let Some(entry) = entries.into_iter().find(|e| e.name() == spec) {
+        if let Some(entry) = entries.into_iter().find(|e| e.name() == name) {
             return entry.bundle;
         }
+        Err(self.unknown(name))
+    }
+
+    fn unknown(&self, name: &str) -> BundleError {
         let known: Vec<String> = self
             .entries()
             .iter()
@@ -237,7 +235,7 @@ impl Registries {
             .map(Entry::name)
             .collect();
         let known_refs: Vec<&str> = known.iter().map(String::as_str).collect();
-        let help = match crate::manifest::did_you_mean(spec, &known_refs) {
+        let help = match crate::manifest::did_you_mean(name, &known_refs) {
             Some(best) => format!("did you mean `{best}`?"),
             None if known.is_empty() => {
                 "no subagents are installed; pass a bundle path, or add one with --agents DIR"
@@ -251,10 +249,25 @@ impl Registries {
             .map(|d| d.display().to_string())
             .collect::<Vec<_>>()
             .join(", ");
-        Err(BundleError::UnknownName {
-            name: spec.to_owned(),
+        BundleError::UnknownName {
+            name: name.to_owned(),
             searched,
             help,
-        })
+        }
+    }
+
+    /// Resolve `spec`: a path to a bundle, else a name in the registries.
+    ///
+    /// # Errors
+    ///
+    /// The bundle's own error, or [`BundleError::UnknownName`] with the
+    /// closest known name.
+    pub fn resolve(&self, spec: &str) -> Result<Bundle, BundleError> {
+        let path = Path::new(spec);
+        let looks_like_path = spec.contains('/') || spec.ends_with(".toml") || path.exists();
+        if looks_like_path || !crate::manifest::valid_name(spec) {
+            return Bundle::open(path);
+        }
+        self.resolve_name(spec)
     }
 }

@@ -18,6 +18,7 @@ pub mod plan;
 pub mod runtime;
 pub mod sandbox;
 pub mod task;
+pub mod tasks;
 pub mod units;
 
 mod bindings;

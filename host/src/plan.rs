@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::bundle::Bundle;
-use crate::manifest::{Limits, MAX_TIMEOUT};
+use crate::manifest::{Limits, MAX_TIMEOUT, PermissionMode, Tool};
 use crate::sandbox::{Sandbox, SandboxError, WriteSet};
 use crate::task::Permissions;
 use crate::units::format_duration;
@@ -21,6 +21,19 @@ pub struct PlanRequest {
     pub readonly: bool,
     /// Replace the manifest's timeout.
     pub timeout: Option<Duration>,
+    /// For a nested task: what its parent has. The child gets at most this.
+    pub parent: Option<ParentLimits>,
+}
+
+/// The ceiling a parent task puts on its children.
+#[derive(Clone, Debug)]
+pub struct ParentLimits {
+    pub id: String,
+    pub writes: WriteSet,
+    pub tools: Vec<Tool>,
+    /// Time left before the parent's deadline.
+    pub remaining: Duration,
+    pub memory: u64,
 }
 
 /// The checked, effective setup of one task.
@@ -40,14 +53,22 @@ pub enum PlanError {
     Timeout(Duration),
 }
 
+impl PlanError {
+    /// Whether this is a refusal of more than was granted.
+    pub fn is_denied(&self) -> bool {
+        matches!(self, PlanError::Sandbox(SandboxError::Denied { .. }))
+    }
+}
+
 /// Work out the effective permissions and limits of running `bundle` on
 /// `workspace`. With `create`, missing write directories are created;
 /// without, nothing on disk changes.
 ///
 /// # Errors
 ///
-/// [`PlanError`] when the request asks for more than the manifest grants, a
-/// write directory leads outside the workspace, or the workspace is unusable.
+/// [`PlanError`] when the request asks for more than the manifest (or the
+/// parent) grants, a write directory leads outside the workspace, or the
+/// workspace is unusable.
 pub fn plan(
     bundle: &Bundle,
     workspace: &Path,
@@ -55,27 +76,24 @@ pub fn plan(
     create: bool,
 ) -> Result<Plan, PlanError> {
     let manifest = &bundle.manifest;
+    let name = &manifest.name;
     let granted = WriteSet::from_manifest(
         manifest.permission_mode,
         manifest.allowed_write_directories.as_deref(),
     );
-    let writes = if request.readonly {
+    let mut writes = if request.readonly {
         WriteSet::None
     } else if let Some(requested) = &request.write {
         let grant = match (&granted, manifest.permission_mode) {
-            (_, crate::PermissionMode::Readonly) => "permission_mode = \"readonly\"",
+            (_, PermissionMode::Readonly) => "permission_mode = \"readonly\"",
             (WriteSet::Workspace, _) => "permission_mode = \"default\"",
             _ => "allowed_write_directories",
         };
-        granted.narrow(&manifest.name, requested, grant)?
+        granted.narrow(name, requested, grant)?
     } else {
         granted
     };
-    let sandbox = if create {
-        Sandbox::new(workspace, writes)?
-    } else {
-        Sandbox::check(workspace, writes)?
-    };
+    let mut tools = manifest.tools.clone();
     let mut limits = manifest.limits.clone();
     if let Some(timeout) = request.timeout {
         if timeout.is_zero() || timeout > MAX_TIMEOUT {
@@ -83,10 +101,36 @@ pub fn plan(
         }
         limits.timeout = timeout;
     }
+    if let Some(parent) = &request.parent {
+        let grant = format!("the write set of its parent task {}", parent.id);
+        if request.write.is_some() {
+            // An explicit ask beyond the parent is refused, naming the limit.
+            if let WriteSet::Dirs(dirs) = &writes {
+                parent.writes.narrow(name, dirs, &grant)?;
+            } else if writes == WriteSet::Workspace && parent.writes != WriteSet::Workspace {
+                return Err(SandboxError::Denied {
+                    subagent: name.clone(),
+                    dir: ".".into(),
+                    allowed: parent.writes.clone(),
+                    grant,
+                }
+                .into());
+            }
+        }
+        writes = writes.intersect(&parent.writes);
+        tools.retain(|tool| parent.tools.contains(tool));
+        limits.timeout = limits.timeout.min(parent.remaining);
+        limits.memory = limits.memory.min(parent.memory);
+    }
+    let sandbox = if create {
+        Sandbox::new(workspace, writes)?
+    } else {
+        Sandbox::check(workspace, writes)?
+    };
     let permissions = Permissions {
         mode: manifest.permission_mode,
         writes: sandbox.writes().clone(),
-        tools: manifest.tools.clone(),
+        tools,
     };
     Ok(Plan {
         permissions,

@@ -73,6 +73,7 @@ pub async fn run_with(
     let spec = RunSpec {
         task: TaskInfo {
             id: "t-test".into(),
+            subagent: bundle.manifest.name.clone(),
             description: "test".into(),
             prompt: prompt.into(),
             system_prompt: bundle.system_prompt.clone(),
@@ -81,6 +82,7 @@ pub async fn run_with(
         output: OutputLog::new(plan.limits.output, None),
         sandbox: plan.sandbox,
         limits: plan.limits,
+        spawner: None,
     };
     let hang_guard = std::time::Duration::from_secs(120);
     tokio::time::timeout(

@@ -8,9 +8,18 @@ use crate::helpers::*;
 fn workspace() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let files = [
-        ("src/main.rs", "fn main() {\n    // TODO: parse arguments\n    run();\n}\n"),
-        ("src/lib.rs", "pub fn run() {}\n// FIXME(ana): handle errors\n// HACK: temporary\n"),
-        ("docs/notes.md", "Nothing to do here.\nTODO: write the guide\n"),
+        (
+            "src/main.rs",
+            "fn main() {\n    // TODO: parse arguments\n    run();\n}\n",
+        ),
+        (
+            "src/lib.rs",
+            "pub fn run() {}\n// FIXME(ana): handle errors\n// HACK: temporary\n",
+        ),
+        (
+            "docs/notes.md",
+            "Nothing to do here.\nTODO: write the guide\n",
+        ),
         ("target/debug/build.log", "TODO in build output\n"),
     ];
     for (path, text) in files {
@@ -28,10 +37,22 @@ async fn deep_search_finds_plain_queries_with_context() {
     let result = run(&bundle, ws.path(), "TODO").await;
     assert_eq!(result.status, TaskStatus::Completed, "{result:#?}");
     let summary = result.summary.unwrap();
-    assert!(summary.starts_with("2 matches in 2 files for `TODO`"), "{summary}");
-    assert!(summary.contains("docs/notes.md:2: TODO: write the guide"), "{summary}");
-    assert!(summary.contains("src/main.rs:2: // TODO: parse arguments"), "{summary}");
-    assert!(!summary.contains("target/"), "target/ is skipped by default: {summary}");
+    assert!(
+        summary.starts_with("2 matches in 2 files for `TODO`"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("docs/notes.md:2: TODO: write the guide"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("src/main.rs:2: // TODO: parse arguments"),
+        "{summary}"
+    );
+    assert!(
+        !summary.contains("target/"),
+        "target/ is skipped by default: {summary}"
+    );
     let findings = &result.data.unwrap()["findings"];
     assert_eq!(findings[1]["path"], "src/main.rs");
     assert_eq!(findings[1]["before"], serde_json::json!(["fn main() {"]));
@@ -43,7 +64,8 @@ async fn deep_search_finds_plain_queries_with_context() {
 async fn deep_search_takes_regex_and_globs() {
     let ws = workspace();
     let bundle = Bundle::open(&plugin("deep-search")).unwrap();
-    let query = r#"{"query": "(FIXME|HACK)\\b", "regex": true, "include": ["src/**"], "context": 0}"#;
+    let query =
+        r#"{"query": "(FIXME|HACK)\\b", "regex": true, "include": ["src/**"], "context": 0}"#;
     let result = run(&bundle, ws.path(), query).await;
     let data = result.data.unwrap();
     assert_eq!(data["total_matches"], 2, "{data}");
@@ -63,17 +85,42 @@ async fn todo_report_writes_only_its_report() {
     let bundle = Bundle::open(&plugin("todo-report")).unwrap();
     let result = run(&bundle, ws.path(), "report the markers").await;
     assert_eq!(result.status, TaskStatus::Completed, "{result:#?}");
-    assert!(result.summary.as_deref().unwrap().starts_with("Wrote reports/todo.md: 4 markers"), "{:?}", result.summary);
-    let created: Vec<&str> = result.files.created.iter().map(|c| c.path.as_str()).collect();
-    assert_eq!(created, ["reports/todo.md"], "the report is the only change, observed by the host");
+    assert!(
+        result
+            .summary
+            .as_deref()
+            .unwrap()
+            .starts_with("Wrote reports/todo.md: 4 markers"),
+        "{:?}",
+        result.summary
+    );
+    let created: Vec<&str> = result
+        .files
+        .created
+        .iter()
+        .map(|c| c.path.as_str())
+        .collect();
+    assert_eq!(
+        created,
+        ["reports/todo.md"],
+        "the report is the only change, observed by the host"
+    );
     let report = std::fs::read_to_string(ws.path().join("reports/todo.md")).unwrap();
-    assert!(report.contains("**FIXME** handle errors") || report.contains("**FIXME**"), "{report}");
+    assert!(
+        report.contains("**FIXME** handle errors") || report.contains("**FIXME**"),
+        "{report}"
+    );
     assert!(report.contains("src/lib.rs"), "{report}");
 
     // Run again: the report is modified, not created.
     std::fs::write(ws.path().join("src/extra.rs"), "// XXX: more\n").unwrap();
     let again = run(&bundle, ws.path(), "report the markers").await;
-    let modified: Vec<&str> = again.files.modified.iter().map(|c| c.path.as_str()).collect();
+    let modified: Vec<&str> = again
+        .files
+        .modified
+        .iter()
+        .map(|c| c.path.as_str())
+        .collect();
     assert_eq!(modified, ["reports/todo.md"]);
 }
 
@@ -81,9 +128,18 @@ async fn todo_report_writes_only_its_report() {
 async fn todo_report_refuses_a_readonly_run() {
     let ws = workspace();
     let bundle = Bundle::open(&plugin("todo-report")).unwrap();
-    let request = PlanRequest { readonly: true, ..PlanRequest::default() };
+    let request = PlanRequest {
+        readonly: true,
+        ..PlanRequest::default()
+    };
     let result = run_with(&bundle, ws.path(), "report", &request).await;
     assert_eq!(result.status, TaskStatus::Failed);
-    assert!(result.error.unwrap().message.contains("may not write reports/todo.md"));
+    assert!(
+        result
+            .error
+            .unwrap()
+            .message
+            .contains("may not write reports/todo.md")
+    );
     assert!(!ws.path().join("reports").exists());
 }

@@ -96,16 +96,10 @@ fn main() {
             &cold,
         )
         .ratio(&cold, &cached, "cached load"),
-        Row::new("cached load deep-search (cache hit)", &cached).ratio(
-            &cached,
-            &tasks.run,
-            "noop run",
-        ),
-        Row::new("repeat load, same Runtime (memoized)", &memoized).ratio(
-            &memoized,
-            &tasks.run,
-            "noop run",
-        ),
+        Row::new("cached load deep-search (cache hit)", &cached)
+            .ratio(&cached, &tasks.run, "noop run"),
+        Row::new("repeat load, same Runtime (memoized)", &memoized)
+            .ratio(&memoized, &tasks.run, "noop run"),
         Row::new("engine setup (Runtime::new)", &engine_setup).ratio(
             &engine_setup,
             &tasks.run,
@@ -137,9 +131,7 @@ fn main() {
             100.0 * samples.p50().as_secs_f64() / tasks.run.p50().as_secs_f64(),
         );
     }
-    println!(
-        "  (run calls wasi_ctx once, and snapshot twice, each behind a spawn_blocking hop)"
-    );
+    println!("  (run calls wasi_ctx once, and snapshot twice, each behind a spawn_blocking hop)");
     println!();
     println!(
         "throughput, one task at a time on a current-thread runtime: {:.0} tasks/s (run), {:.0} tasks/s (plan + run); {:.0} spawns/s",
@@ -187,7 +179,11 @@ fn cold_compile(component: &Path, scratch: &Path, iterations: usize) -> Samples 
         let start = Instant::now();
         let loaded = load(&runtime, component);
         samples.push(start.elapsed());
-        assert_eq!(loaded.cache, CacheOutcome::Compiled, "a cold load must compile");
+        assert_eq!(
+            loaded.cache,
+            CacheOutcome::Compiled,
+            "a cold load must compile"
+        );
     }
     samples
 }
@@ -211,12 +207,19 @@ fn cached_load(component: &Path, scratch: &Path, iterations: usize) -> (Samples,
         let start = Instant::now();
         let loaded = load(&runtime, component);
         cached.push(start.elapsed());
-        assert_eq!(loaded.cache, CacheOutcome::Hit, "a warm load must hit the cache");
+        assert_eq!(
+            loaded.cache,
+            CacheOutcome::Hit,
+            "a warm load must hit the cache"
+        );
 
         let start = Instant::now();
         let again = load(&runtime, component);
         memoized.push(start.elapsed());
-        assert!(Arc::ptr_eq(&loaded, &again), "a repeat load must be memoized");
+        assert!(
+            Arc::ptr_eq(&loaded, &again),
+            "a repeat load must be memoized"
+        );
     }
     (setup, cached, memoized)
 }
@@ -259,7 +262,7 @@ fn noop_tasks(scratch: &Path, iterations: usize) -> TaskSamples {
         .build()
         .expect("tokio");
 
-    let one = || async {
+    let one = async || {
         let start = Instant::now();
         let plan = plan(&bundle, &workspace, &request, true)
             .unwrap_or_else(|e| panic!("plan failed: {e}"));
@@ -417,13 +420,13 @@ impl Row {
     /// p50 of `this` over p50 of `other`.
     fn ratio(mut self, this: &Samples, other: &Samples, other_name: &str) -> Row {
         let r = this.p50().as_secs_f64() / other.p50().as_secs_f64();
-        self.ratio = format_ratio(r);
-        self.versus = format!("x {other_name}");
+        self.ratio = format!("{}x", format_ratio(r));
+        self.versus = other_name.to_owned();
         self
     }
 
     fn baseline(mut self) -> Row {
-        self.ratio = "1".into();
+        self.ratio = "1x".into();
         self.versus = "(baseline)".into();
         self
     }

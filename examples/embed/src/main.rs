@@ -1,49 +1,56 @@
-//! Run a subagent bundle from Rust, the way the `subagent` CLI does.
+//! Run subagents from Rust through the task manager, the way the `subagent`
+//! CLI does: launch in the background, watch events, await the result.
 //!
 //! ```text
 //! cargo run -p subagent-embed-example -- plugins/deep-search . "TODO"
 //! ```
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use subagent_host::plan::{PlanRequest, plan};
-use subagent_host::sandbox::OutputLog;
-use subagent_host::task::Ignore;
-use subagent_host::{Bundle, RunSpec, Runtime, RuntimeConfig, TaskControl, TaskInfo};
+use subagent_host::tasks::{
+    EventKind, LaunchRequest, ManagerConfig, StreamItem, SubagentRef, TaskManager,
+};
+use subagent_host::{Runtime, RuntimeConfig};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let usage = "usage: subagent-embed-example BUNDLE WORKSPACE PROMPT";
-    let (bundle, workspace, prompt) = (args.next().context(usage)?, args.next().context(usage)?, args.next().context(usage)?);
+    let bundle = PathBuf::from(args.next().context(usage)?);
+    let workspace = PathBuf::from(args.next().context(usage)?);
+    let prompt = args.next().context(usage)?;
 
-    // 1. Load and validate the bundle; decide its effective permissions.
-    let bundle = Bundle::open(Path::new(&bundle))?;
-    let plan = plan(&bundle, Path::new(&workspace), &PlanRequest::default(), true)?;
+    // One runtime (engine, artifact cache) and one manager serve many tasks.
+    let runtime = Arc::new(Runtime::new(RuntimeConfig::default())?);
+    let manager = TaskManager::new(runtime, ManagerConfig::default());
 
-    // 2. One runtime serves many tasks: it compiles (or loads from the
-    //    artifact cache) each component once.
-    let runtime = Runtime::new(RuntimeConfig::default())?;
-    let m = &bundle.manifest;
-    let component = runtime.load(&m.name, &m.component, m.sha256.as_deref(), &m.path)?;
+    // Launch in the background: the id comes back at once.
+    let id = manager
+        .launch(LaunchRequest::new(
+            SubagentRef::Path(bundle),
+            prompt,
+            workspace,
+        ))
+        .await?;
 
-    // 3. Run it. `TaskControl` cancels it or sends it follow-up messages.
-    let spec = RunSpec {
-        task: TaskInfo { id: "embedded-1".into(), prompt, system_prompt: bundle.system_prompt.clone(), ..TaskInfo::default() },
-        output: OutputLog::new(plan.limits.output, None),
-        sandbox: plan.sandbox,
-        limits: plan.limits,
-    };
-    let result = runtime.run(&component, spec, TaskControl::new(), Arc::new(Ignore)).await;
-
-    println!("{} {}", m.name, result.status);
-    if let Some(summary) = &result.summary {
-        println!("{summary}");
+    // Watch its events until the terminal one.
+    let mut events = manager.subscribe(&id)?;
+    while let Some(StreamItem::Event(event)) = events.next().await {
+        if let EventKind::Progress { progress } = &event.kind {
+            eprintln!("[{id}] {progress}");
+        }
     }
-    if let Some(error) = &result.error {
-        println!("error: {error}");
+
+    // Results stay available: await as often as you like.
+    let answer = manager.await_tasks(std::slice::from_ref(&id), None).await?;
+    let (_, result) = &answer.completed[0];
+    println!("{} {}", id, result.status);
+    match (&result.summary, &result.error) {
+        (Some(summary), _) => println!("{summary}"),
+        (None, Some(error)) => println!("error: {error}"),
+        (None, None) => {}
     }
     Ok(())
 }

@@ -73,6 +73,19 @@ impl TaskControl {
         }
     }
 
+    /// Resolves once [`TaskControl::cancel`] has been called.
+    pub async fn cancelled_wait(&self) {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_cancelled() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     /// Agent-loop rounds the guest reported.
     pub fn rounds(&self) -> u32 {
         self.rounds.load(Ordering::Relaxed)

@@ -3,3 +3,4 @@
 //! the linker in one `add_to_linker`.
 
 pub mod host;
+pub mod subagents;

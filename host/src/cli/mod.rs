@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 
 use crate::bundle::{Bundle, Registries};
 use crate::runtime::{Runtime, RuntimeConfig};
+use crate::tasks::{ManagerConfig, TaskManager};
 
 /// Run the custom subagents of AI coding agents as sandboxed WebAssembly components.
 #[derive(Parser, Debug)]
@@ -51,6 +52,18 @@ impl Global {
             config.cache_dir = Some(dir.clone());
         }
         Ok(Runtime::new(config)?)
+    }
+
+    /// A task manager over a fresh runtime; call inside a tokio runtime.
+    fn manager(&self) -> anyhow::Result<TaskManager> {
+        let config = ManagerConfig {
+            agents: self.agents.clone(),
+            ..ManagerConfig::default()
+        };
+        Ok(TaskManager::new(
+            std::sync::Arc::new(self.runtime()?),
+            config,
+        ))
     }
 
     /// A bundle by path, or by name in the registries of `workspace`.

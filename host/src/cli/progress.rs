@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::task::{LogLevel, RunEvent};
+use crate::task::LogLevel;
+use crate::tasks::EventKind;
 
 pub struct Progress {
     name: String,
@@ -33,10 +34,10 @@ impl Progress {
         }
     }
 
-    pub fn show(&self, event: &RunEvent) {
+    pub fn show(&self, event: &EventKind) {
         let line = match event {
-            RunEvent::Progress { progress } => progress.to_string(),
-            RunEvent::Log { level, message } if *level >= LogLevel::Info => {
+            EventKind::Progress { progress } => progress.to_string(),
+            EventKind::Log { level, message } if *level >= LogLevel::Info => {
                 format!("{}: {message}", level.as_str())
             }
             _ => return,

@@ -3,7 +3,6 @@
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -11,11 +10,9 @@ use serde::Serialize;
 
 use super::progress::Progress;
 use super::{Global, print_json, workspace};
-use crate::capabilities::host::TaskControl;
-use crate::plan::{PlanRequest, plan};
-use crate::runtime::{RunSpec, TaskInfo};
-use crate::sandbox::{FileChanges, OutputLog};
+use crate::sandbox::FileChanges;
 use crate::task::{OutputSummary, Permissions, TaskError, TaskResult, TaskStatus, Usage};
+use crate::tasks::{LaunchRequest, StreamItem, SubagentRef};
 use crate::units::{format_duration, parse_duration};
 
 /// Run a subagent on a workspace
@@ -70,65 +67,46 @@ pub fn run(args: RunArgs, global: &Global) -> anyhow::Result<ExitCode> {
     if args.build {
         bundle.build()?;
     }
-    let request = PlanRequest {
-        write: (!args.write.is_empty()).then_some(args.write),
-        readonly: args.readonly,
-        timeout: args.timeout,
-    };
-    let plan = plan(&bundle, &workspace, &request, true)?;
-    let runtime = global.runtime()?;
-    let manifest = &bundle.manifest;
-    let component = runtime.load(
-        &manifest.name,
-        &manifest.component,
-        manifest.sha256.as_deref(),
-        &manifest.path,
-    )?;
+    let name = bundle.manifest.name.clone();
+    let mut request = LaunchRequest::new(SubagentRef::Bundle(Box::new(bundle)), prompt, workspace);
+    request.write = (!args.write.is_empty()).then_some(args.write);
+    request.readonly = args.readonly;
+    request.timeout = args.timeout;
 
-    let task_id = crate::ids::new_task_id();
-    let progress = Arc::new(Progress::new(
-        &manifest.name,
-        std::io::stderr().is_terminal() && !args.json,
-    ));
-    let output = OutputLog::new(plan.limits.output, None);
-    let spec = RunSpec {
-        task: TaskInfo {
-            id: task_id.clone(),
-            description: manifest.description.clone(),
-            prompt,
-            system_prompt: bundle.system_prompt.clone(),
-            model: manifest.model.clone(),
-            parent_id: None,
-        },
-        sandbox: plan.sandbox,
-        limits: plan.limits,
-        output,
-    };
-    let control = TaskControl::new();
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let result = tokio.block_on(async {
-        let cancel = control.clone();
-        // Ctrl-C: ask the guest to stop; a second Ctrl-C stops it at once.
+    let (snapshot, result) = tokio.block_on(async {
+        let manager = global.manager()?;
+        let id = manager.launch(request).await?;
+        let progress = Progress::new(&name, std::io::stderr().is_terminal() && !args.json);
+        let mut events = manager.subscribe(&id)?;
+        // Ctrl-C asks the task to stop; after the grace period it is interrupted.
+        let canceller = manager.clone();
+        let cancel_id = id.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
-                cancel.cancel();
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    cancel.interrupt();
-                }
+                let _ = canceller.cancel(&cancel_id);
             }
         });
-        runtime
-            .run(&component, spec, control.clone(), progress.clone())
-            .await
-    });
-    progress.finish();
+        while let Some(item) = events.next().await {
+            if let StreamItem::Event(event) = item {
+                progress.show(&event.kind);
+            }
+        }
+        progress.finish();
+        let snapshot = manager.get(&id)?;
+        let result = snapshot
+            .result
+            .clone()
+            .expect("the stream ends after the terminal event");
+        anyhow::Ok((snapshot, result))
+    })?;
 
     if args.json {
         print_json(&RunReport {
-            task_id: &task_id,
-            subagent: &manifest.name,
+            task_id: &snapshot.id,
+            subagent: &name,
             status: result.status,
             summary: result.summary.as_deref(),
             data: result.data.as_ref(),
@@ -136,10 +114,10 @@ pub fn run(args: RunArgs, global: &Global) -> anyhow::Result<ExitCode> {
             files: &result.files,
             output: &result.output,
             usage: &result.usage,
-            permissions: &plan.permissions,
+            permissions: &snapshot.permissions,
         });
     } else {
-        print_human(&manifest.name, &task_id, &result);
+        print_human(&name, &snapshot.id, &result);
     }
     Ok(if result.status == TaskStatus::Completed {
         ExitCode::SUCCESS
@@ -208,11 +186,5 @@ fn print_human(name: &str, task_id: &str, result: &TaskResult) {
             result.output.bytes,
             result.output.text.trim_end()
         );
-    }
-}
-
-impl crate::task::RunObserver for Progress {
-    fn event(&self, event: crate::task::RunEvent) {
-        self.show(&event);
     }
 }

@@ -11,6 +11,7 @@ use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
 use super::{LoadedComponent, Runtime, StoreState};
 use crate::bindings::subagent::plugin::types as wit;
 use crate::capabilities::host::{HostCtx, TaskControl};
+use crate::capabilities::subagents::{Spawner, SubagentsCtx};
 use crate::manifest::Limits;
 use crate::sandbox::{GUEST_WORKSPACE, OutputLog, Sandbox};
 use crate::task::{ErrorKind, OutputSummary, RunObserver, TaskError, TaskResult, Usage};
@@ -20,6 +21,8 @@ use crate::units::{format_duration, format_size};
 #[derive(Clone, Debug, Default)]
 pub struct TaskInfo {
     pub id: String,
+    /// The subagent's name, for messages.
+    pub subagent: String,
     pub description: String,
     pub prompt: String,
     pub system_prompt: Option<String>,
@@ -34,6 +37,9 @@ pub struct RunSpec {
     pub limits: Limits,
     /// Where stdout and stderr go; create it with `limits.output` as its cap.
     pub output: OutputLog,
+    /// What serves the `subagents` interface; give it only when the manifest
+    /// grants `subagents`. `None` makes every call answer `denied`.
+    pub spawner: Option<Arc<dyn Spawner>>,
 }
 
 /// Counts memory across all of an instance's memories and refuses growth
@@ -103,6 +109,7 @@ impl Runtime {
             sandbox,
             limits,
             output,
+            spawner,
         } = spec;
         let wasi = match sandbox.wasi_ctx(&output) {
             Ok(wasi) => wasi,
@@ -122,6 +129,12 @@ impl Runtime {
             host: HostCtx {
                 control: control.clone(),
                 observer,
+            },
+            subagents: SubagentsCtx {
+                task_id: task.id.clone(),
+                subagent: task.subagent.clone(),
+                spawner,
+                control: control.clone(),
             },
         };
         let mut store = Store::new(self.engine(), state);

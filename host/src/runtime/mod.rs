@@ -20,8 +20,10 @@ use wasmtime::component::{Component, Linker, ResourceTable, types::ComponentItem
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::{Subagent, SubagentPre};
+use crate::bindings::SubagentPre;
+use crate::bindings::subagent::plugin;
 use crate::capabilities::host::HostCtx;
+use crate::capabilities::subagents::SubagentsCtx;
 use crate::manifest::MAX_MEMORY;
 
 use cache::ArtifactCache;
@@ -99,6 +101,7 @@ pub(crate) struct StoreState {
     table: ResourceTable,
     limiter: exec::MemoryLimiter,
     host: HostCtx,
+    subagents: SubagentsCtx,
 }
 
 impl WasiView for StoreState {
@@ -147,11 +150,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| LoadError::Engine(e.to_string()))?;
-        Subagent::add_to_linker::<_, wasmtime::component::HasSelf<HostCtx>>(
-            &mut linker,
-            |state: &mut StoreState| &mut state.host,
-        )
-        .map_err(|e| LoadError::Engine(e.to_string()))?;
+        add_capabilities(&mut linker).map_err(|e| LoadError::Engine(e.to_string()))?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let (ticker_engine, stop, tick) = (engine.clone(), ticker_stop.clone(), config.tick);
@@ -337,6 +336,23 @@ impl Drop for Runtime {
     fn drop(&mut self) {
         self.ticker_stop.store(true, Ordering::Relaxed);
     }
+}
+
+/// Link every `subagent:plugin` interface, each to its own state. Interfaces
+/// a manifest does not grant are linked too and answer `denied`.
+fn add_capabilities(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
+    use wasmtime::component::HasSelf;
+    plugin::types::add_to_linker::<_, HasSelf<HostCtx>>(linker, |state: &mut StoreState| {
+        &mut state.host
+    })?;
+    plugin::host::add_to_linker::<_, HasSelf<HostCtx>>(linker, |state: &mut StoreState| {
+        &mut state.host
+    })?;
+    plugin::subagents::add_to_linker::<_, HasSelf<SubagentsCtx>>(
+        linker,
+        |state: &mut StoreState| &mut state.subagents,
+    )?;
+    Ok(())
 }
 
 fn between_backticks(text: &str) -> Option<&str> {

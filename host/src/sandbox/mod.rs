@@ -133,6 +133,28 @@ impl WriteSet {
         Ok(WriteSet::dirs(dirs))
     }
 
+    /// The directories both sets allow.
+    pub fn intersect(&self, other: &WriteSet) -> WriteSet {
+        match (self, other) {
+            (WriteSet::None, _) | (_, WriteSet::None) => WriteSet::None,
+            (WriteSet::Workspace, set) | (set, WriteSet::Workspace) => set.clone(),
+            (WriteSet::Dirs(a), WriteSet::Dirs(b)) => {
+                let both = a.iter().flat_map(|x| {
+                    b.iter().filter_map(move |y| {
+                        if is_within(x, y) {
+                            Some(x.clone())
+                        } else if is_within(y, x) {
+                            Some(y.clone())
+                        } else {
+                            None
+                        }
+                    })
+                });
+                WriteSet::dirs(both)
+            }
+        }
+    }
+
     /// The guest paths that are writable, for `task.writable-dirs`.
     pub fn guest_paths(&self) -> Vec<String> {
         match self {
@@ -400,5 +422,19 @@ mod tests {
         assert!(WriteSet::None.narrow("x", &["a".into()], "g").is_err());
         assert!(dirs(&["a"]).is_subset_of(&WriteSet::Workspace));
         assert!(!WriteSet::Workspace.is_subset_of(&dirs(&["a"])));
+    }
+
+    #[test]
+    fn intersection_keeps_the_narrower_dirs() {
+        assert_eq!(
+            dirs(&["a", "b/c"]).intersect(&dirs(&["a/x", "b"])),
+            dirs(&["a/x", "b/c"])
+        );
+        assert_eq!(dirs(&["a"]).intersect(&dirs(&["b"])), WriteSet::None);
+        assert_eq!(WriteSet::Workspace.intersect(&dirs(&["a"])), dirs(&["a"]));
+        assert_eq!(
+            WriteSet::None.intersect(&WriteSet::Workspace),
+            WriteSet::None
+        );
     }
 }

@@ -1,0 +1,180 @@
+//! `subagent:plugin/subagents`: launch, await, cancel and message the
+//! caller's own descendants. Granted by `tools = ["subagents"]`.
+//!
+//! The capability sees the task manager only through [`Spawner`], defined
+//! here, so the layers stay one-way (tasks → runtime → capabilities) and the
+//! capability can be tested without a manager.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::bindings::subagent::plugin::subagents::{self as wit, Host};
+use crate::task::{TaskResult, TaskStatus};
+
+use super::host::TaskControl;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A child launch, as the guest asked for it.
+#[derive(Clone, Debug, Default)]
+pub struct ChildRequest {
+    pub subagent: String,
+    pub prompt: String,
+    pub description: Option<String>,
+    pub write_dirs: Option<Vec<String>>,
+    pub readonly: bool,
+    pub timeout: Option<Duration>,
+    pub model: Option<String>,
+}
+
+/// The answer to an await: finished children with their results, children
+/// still going, and ids that are not the caller's descendants.
+#[derive(Clone, Debug, Default)]
+pub struct AwaitOutcome {
+    pub completed: Vec<(String, TaskResult)>,
+    pub pending: Vec<String>,
+    pub missing: Vec<String>,
+}
+
+/// Why a child operation was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SpawnError {
+    #[error("denied: {0}")]
+    Denied(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("not running: {0}")]
+    NotRunning(String),
+    #[error("depth limit: {0}")]
+    DepthLimit(String),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// What the capability needs from whoever runs tasks. `parent` is always the
+/// calling task's id; implementations must confine every operation to that
+/// task's descendants.
+pub trait Spawner: Send + Sync {
+    fn launch(
+        &self,
+        parent: String,
+        request: ChildRequest,
+    ) -> BoxFuture<'_, Result<String, SpawnError>>;
+    fn await_tasks(
+        &self,
+        parent: String,
+        ids: Vec<String>,
+        timeout: Option<Duration>,
+    ) -> BoxFuture<'_, Result<AwaitOutcome, SpawnError>>;
+    fn cancel(&self, parent: &str, id: &str) -> Result<(), SpawnError>;
+    fn send(&self, parent: &str, id: &str, text: String) -> Result<(), SpawnError>;
+}
+
+/// The `subagents` capability's state inside a store.
+pub struct SubagentsCtx {
+    pub task_id: String,
+    pub subagent: String,
+    /// `None` when the manifest does not grant `subagents`, or nothing can
+    /// spawn (a bare runtime without a task manager).
+    pub spawner: Option<Arc<dyn Spawner>>,
+    pub control: Arc<TaskControl>,
+}
+
+impl SubagentsCtx {
+    fn spawner(&self) -> Result<Arc<dyn Spawner>, wit::SubagentError> {
+        self.spawner.clone().ok_or_else(|| {
+            wit::SubagentError::Denied(format!(
+                "subagent `{}` may not launch subagents: add \"subagents\" to `tools` in its manifest",
+                self.subagent
+            ))
+        })
+    }
+}
+
+impl From<SpawnError> for wit::SubagentError {
+    fn from(err: SpawnError) -> Self {
+        match err {
+            SpawnError::Denied(m) => wit::SubagentError::Denied(m),
+            SpawnError::NotFound(m) => wit::SubagentError::NotFound(m),
+            SpawnError::NotRunning(m) => wit::SubagentError::NotRunning(m),
+            SpawnError::DepthLimit(m) => wit::SubagentError::DepthLimit(m),
+            SpawnError::InvalidRequest(m) => wit::SubagentError::InvalidRequest(m),
+            SpawnError::Unavailable(m) => wit::SubagentError::Unavailable(m),
+        }
+    }
+}
+
+fn child_result(id: String, result: TaskResult) -> wit::ChildResult {
+    let status = match result.status {
+        TaskStatus::Queued => wit::TaskStatus::Queued,
+        TaskStatus::Running => wit::TaskStatus::Running,
+        TaskStatus::Completed => wit::TaskStatus::Completed,
+        TaskStatus::Failed => wit::TaskStatus::Failed,
+        TaskStatus::Cancelled => wit::TaskStatus::Cancelled,
+        TaskStatus::TimedOut => wit::TaskStatus::TimedOut,
+        TaskStatus::Interrupted => wit::TaskStatus::Interrupted,
+    };
+    wit::ChildResult {
+        id,
+        status,
+        summary: result.summary,
+        data: result.data.map(|d| d.to_string()),
+        error_kind: result.error.as_ref().map(|e| e.kind.as_str().to_owned()),
+        error_message: result.error.map(|e| e.message),
+    }
+}
+
+impl Host for SubagentsCtx {
+    async fn launch(&mut self, request: wit::LaunchRequest) -> Result<String, wit::SubagentError> {
+        let spawner = self.spawner()?;
+        let request = ChildRequest {
+            subagent: request.subagent,
+            prompt: request.prompt,
+            description: request.description,
+            write_dirs: request.write_dirs,
+            readonly: request.readonly,
+            timeout: request.timeout_ms.map(Duration::from_millis),
+            model: request.model,
+        };
+        Ok(spawner.launch(self.task_id.clone(), request).await?)
+    }
+
+    async fn await_tasks(
+        &mut self,
+        ids: Vec<String>,
+        timeout_ms: Option<u64>,
+    ) -> Result<wit::AwaitResult, wit::SubagentError> {
+        let spawner = self.spawner()?;
+        let wait = spawner.await_tasks(
+            self.task_id.clone(),
+            ids.clone(),
+            timeout_ms.map(Duration::from_millis),
+        );
+        // A cancelled caller stops waiting at once and sees what is done so far.
+        let outcome = tokio::select! {
+            outcome = wait => outcome?,
+            _ = self.control.cancelled_wait() => spawner.await_tasks(self.task_id.clone(), ids, Some(Duration::ZERO)).await?,
+        };
+        Ok(wit::AwaitResult {
+            completed: outcome
+                .completed
+                .into_iter()
+                .map(|(id, r)| child_result(id, r))
+                .collect(),
+            pending: outcome.pending,
+            missing: outcome.missing,
+        })
+    }
+
+    async fn cancel(&mut self, id: String) -> Result<(), wit::SubagentError> {
+        Ok(self.spawner()?.cancel(&self.task_id, &id)?)
+    }
+
+    async fn send(&mut self, id: String, text: String) -> Result<(), wit::SubagentError> {
+        Ok(self.spawner()?.send(&self.task_id, &id, text)?)
+    }
+}

@@ -1,0 +1,203 @@
+//! Task events: a typed stream per task with sequence numbers and
+//! timestamps, and a stream of every task's events.
+//!
+//! Emitting never blocks: subscribers read from bounded broadcast buffers,
+//! and one that falls behind is told how many events it missed
+//! ([`StreamItem::Lagged`]) instead of slowing the task down.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use crate::sandbox::StreamKind;
+use crate::task::{LogLevel, Progress, TaskError, TaskStatus};
+
+/// Events kept per task for late subscribers; older ones are dropped.
+const HISTORY: usize = 4096;
+
+/// One thing that happened to one task.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskEvent {
+    pub task_id: String,
+    /// 0-based, per task, without gaps.
+    pub seq: u64,
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// What happened. Serialized with a `type` tag (snake_case).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// Accepted and waiting for a slot.
+    Queued {
+        subagent: String,
+        key: String,
+        parent_id: Option<String>,
+    },
+    /// Running.
+    Started,
+    Progress {
+        progress: Progress,
+    },
+    Log {
+        level: LogLevel,
+        message: String,
+    },
+    /// `len` bytes at `offset` of the task's output log (read them with
+    /// `TaskManager::output`).
+    Output {
+        stream: StreamKind,
+        offset: u64,
+        len: u64,
+    },
+    /// A follow-up message was put in the task's inbox.
+    MessageDelivered {
+        len: u64,
+    },
+    /// The subagent took a follow-up message from its inbox.
+    MessageRead {
+        len: u64,
+    },
+    /// The end: exactly one per task, always the last.
+    Terminal {
+        status: TaskStatus,
+        error: Option<TaskError>,
+    },
+}
+
+impl EventKind {
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, EventKind::Terminal { .. })
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The event log of one task: sequence numbers, history, live subscribers.
+pub(crate) struct EventLog {
+    task_id: String,
+    inner: Mutex<LogInner>,
+    tx: broadcast::Sender<TaskEvent>,
+    all: broadcast::Sender<TaskEvent>,
+}
+
+struct LogInner {
+    next_seq: u64,
+    history: VecDeque<TaskEvent>,
+    ended: bool,
+}
+
+impl EventLog {
+    pub fn new(task_id: String, all: broadcast::Sender<TaskEvent>, buffer: usize) -> EventLog {
+        let (tx, _) = broadcast::channel(buffer.max(1));
+        EventLog {
+            task_id,
+            inner: Mutex::new(LogInner {
+                next_seq: 0,
+                history: VecDeque::new(),
+                ended: false,
+            }),
+            tx,
+            all,
+        }
+    }
+
+    /// Record and publish `kind`. Nothing is recorded after the terminal event.
+    /// Returns whether the event was recorded.
+    pub fn emit(&self, kind: EventKind) -> bool {
+        let mut inner = self.inner.lock().unwrap();
+        if inner.ended {
+            return false;
+        }
+        inner.ended = kind.is_terminal();
+        let event = TaskEvent {
+            task_id: self.task_id.clone(),
+            seq: inner.next_seq,
+            at_ms: now_ms(),
+            kind,
+        };
+        inner.next_seq += 1;
+        if inner.history.len() == HISTORY {
+            inner.history.pop_front();
+        }
+        inner.history.push_back(event.clone());
+        // Publishing under the lock keeps every subscriber's view in seq order.
+        let _ = self.tx.send(event.clone());
+        let _ = self.all.send(event);
+        true
+    }
+
+    /// The history so far, then everything after it, without gap or overlap.
+    pub fn subscribe(&self) -> EventStream {
+        let inner = self.inner.lock().unwrap();
+        EventStream {
+            backlog: inner.history.iter().cloned().collect(),
+            rx: self.tx.subscribe(),
+            ends_at_terminal: true,
+            done: false,
+        }
+    }
+}
+
+/// What a subscriber receives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StreamItem {
+    Event(TaskEvent),
+    /// This subscriber fell behind and missed this many events.
+    Lagged(u64),
+}
+
+/// A subscription to one task's events (it ends after the terminal event) or
+/// to every task's events (it ends when the manager is dropped).
+pub struct EventStream {
+    backlog: VecDeque<TaskEvent>,
+    rx: broadcast::Receiver<TaskEvent>,
+    ends_at_terminal: bool,
+    done: bool,
+}
+
+impl EventStream {
+    pub(crate) fn all(rx: broadcast::Receiver<TaskEvent>) -> EventStream {
+        EventStream {
+            backlog: VecDeque::new(),
+            rx,
+            ends_at_terminal: false,
+            done: false,
+        }
+    }
+
+    /// The next event; `None` at the end of the stream.
+    pub async fn next(&mut self) -> Option<StreamItem> {
+        if self.done {
+            return None;
+        }
+        let event = match self.backlog.pop_front() {
+            Some(event) => event,
+            None => match self.rx.recv().await {
+                Ok(event) => event,
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    return Some(StreamItem::Lagged(missed));
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    self.done = true;
+                    return None;
+                }
+            },
+        };
+        if self.ends_at_terminal && event.kind.is_terminal() {
+            self.done = true;
+        }
+        Some(StreamItem::Event(event))
+    }
+}

@@ -1,0 +1,1086 @@
+//! The task manager: runs subagents as tasks.
+//!
+//! Launch in the background (a task id at once) or the foreground (the
+//! result); await many by id; cancel (cooperatively, then by interrupt after a
+//! grace period, descendants too); send follow-up messages; read output by
+//! byte offset; subscribe to events; nest children under a parent (never with
+//! more permission than the parent); queue FIFO under per-key concurrency
+//! limits and a global cap on running instances.
+//!
+//! Lifecycle: `queued → running → completed | failed | cancelled | timed_out |
+//! interrupted`. Every accepted task gets **exactly one** terminal event: all
+//! endings go through one guarded transition, under one lock.
+
+mod events;
+mod spawner;
+
+pub use events::{EventKind, EventStream, StreamItem, TaskEvent};
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::{broadcast, watch};
+
+use crate::bundle::{Bundle, BundleError, Registries};
+use crate::capabilities::host::TaskControl;
+use crate::capabilities::subagents::Spawner;
+use crate::manifest::Tool;
+use crate::plan::{ParentLimits, PlanError, PlanRequest, plan};
+use crate::runtime::{LoadError, LoadedComponent, RunSpec, Runtime, TaskInfo};
+use crate::sandbox::{OutputLog, OutputSink, StreamKind};
+use crate::task::{
+    ErrorKind, Permissions, RunEvent, RunObserver, TaskError, TaskResult, TaskStatus,
+};
+
+use events::{EventLog, now_ms};
+
+/// The largest follow-up message accepted.
+pub const MAX_MESSAGE: usize = 64 * 1024;
+
+/// Limits and defaults of a task manager.
+#[derive(Clone, Debug)]
+pub struct ManagerConfig {
+    /// Running tasks per concurrency key; `0` = unlimited.
+    pub per_key_default: usize,
+    /// Overrides of `per_key_default` by key (a model, or a subagent name).
+    pub per_key: HashMap<String, usize>,
+    /// Running tasks in all; `0` = unlimited (the runtime's instance pool
+    /// still bounds it).
+    pub max_running: usize,
+    /// How deep children may nest below a top-level task.
+    pub max_depth: u32,
+    /// How long a cancelled task may take to stop on its own before it is
+    /// interrupted.
+    pub cancel_grace: Duration,
+    /// Extra registries searched first for subagents by name.
+    pub agents: Vec<PathBuf>,
+    /// Per-subscriber event buffer; a subscriber further behind is told it lagged.
+    pub event_buffer: usize,
+}
+
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        ManagerConfig {
+            per_key_default: 5,
+            per_key: HashMap::new(),
+            max_running: 32,
+            max_depth: 3,
+            cancel_grace: Duration::from_secs(2),
+            agents: Vec::new(),
+            event_buffer: 1024,
+        }
+    }
+}
+
+/// Which subagent to run.
+#[derive(Clone, Debug)]
+pub enum SubagentRef {
+    /// A name, looked up in the registries of the task's workspace.
+    Name(String),
+    /// A bundle directory or manifest path.
+    Path(PathBuf),
+    /// An already loaded bundle.
+    Bundle(Box<Bundle>),
+}
+
+/// Everything a launch asks for.
+#[derive(Clone, Debug)]
+pub struct LaunchRequest {
+    pub subagent: SubagentRef,
+    pub prompt: String,
+    /// One line for listings; defaults to the subagent's description.
+    pub description: Option<String>,
+    /// The workspace (per call; there is no process-wide one). A child always
+    /// uses its parent's.
+    pub workspace: PathBuf,
+    /// Narrow the writable directories.
+    pub write: Option<Vec<String>>,
+    pub readonly: bool,
+    pub timeout: Option<Duration>,
+    /// Model override; `inherit` takes the parent's effective model.
+    pub model: Option<String>,
+    /// The parent task, for nested launches.
+    pub parent: Option<String>,
+}
+
+impl LaunchRequest {
+    pub fn new(
+        subagent: SubagentRef,
+        prompt: impl Into<String>,
+        workspace: impl Into<PathBuf>,
+    ) -> LaunchRequest {
+        LaunchRequest {
+            subagent,
+            prompt: prompt.into(),
+            description: None,
+            workspace: workspace.into(),
+            write: None,
+            readonly: false,
+            timeout: None,
+            model: None,
+            parent: None,
+        }
+    }
+}
+
+/// Why the manager refused a request.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManagerError {
+    #[error("no task `{0}`")]
+    NotFound(String),
+    #[error("task `{id}` is not running (it is {status})")]
+    NotRunning { id: String, status: TaskStatus },
+    #[error(
+        "cannot nest deeper than {max} levels below a top-level task (task `{parent}` is at depth {depth})"
+    )]
+    DepthLimit {
+        parent: String,
+        depth: u32,
+        max: u32,
+    },
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    Denied(String),
+    #[error("the task manager is shutting down and accepts no new tasks")]
+    ShuttingDown,
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    #[error(transparent)]
+    Plan(PlanError),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+}
+
+impl From<PlanError> for ManagerError {
+    fn from(err: PlanError) -> Self {
+        if err.is_denied() {
+            ManagerError::Denied(err.to_string())
+        } else {
+            ManagerError::Plan(err)
+        }
+    }
+}
+
+/// A point-in-time view of one task.
+#[derive(Clone, Debug, Serialize)]
+pub struct TaskSnapshot {
+    pub id: String,
+    pub subagent: String,
+    pub description: String,
+    pub status: TaskStatus,
+    pub parent_id: Option<String>,
+    pub children: Vec<String>,
+    pub depth: u32,
+    /// The concurrency key: the effective model, else the subagent's name.
+    pub key: String,
+    pub model: Option<String>,
+    pub workspace: PathBuf,
+    pub permissions: Permissions,
+    pub created_at_ms: u64,
+    pub started_at_ms: Option<u64>,
+    pub ended_at_ms: Option<u64>,
+    pub result: Option<TaskResult>,
+}
+
+/// Which tasks [`TaskManager::list`] returns.
+#[derive(Clone, Debug, Default)]
+pub struct TaskFilter {
+    pub statuses: Option<Vec<TaskStatus>>,
+    pub subagent: Option<String>,
+    /// Only the children of this task.
+    pub parent: Option<String>,
+    /// Only top-level tasks.
+    pub top_level: bool,
+}
+
+/// The answer to [`TaskManager::await_tasks`].
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AwaitResult {
+    pub completed: Vec<(String, TaskResult)>,
+    pub pending: Vec<String>,
+    pub missing: Vec<String>,
+}
+
+/// A slice of a task's output log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OutputChunk {
+    pub offset: u64,
+    pub bytes: Vec<u8>,
+    /// Bytes in the log so far.
+    pub total: u64,
+    /// Bytes dropped past the output limit.
+    pub dropped: u64,
+}
+
+/// Runs tasks. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct TaskManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    runtime: Arc<Runtime>,
+    config: ManagerConfig,
+    state: Mutex<State>,
+    all_events: broadcast::Sender<TaskEvent>,
+    handle: tokio::runtime::Handle,
+    this: Weak<Inner>,
+}
+
+#[derive(Default)]
+struct State {
+    tasks: HashMap<String, Entry>,
+    /// Ids in creation order.
+    order: Vec<String>,
+    /// Waiting tasks per key, each with its ticket (global FIFO order).
+    queues: BTreeMap<String, VecDeque<(u64, String)>>,
+    running_by_key: HashMap<String, usize>,
+    running: usize,
+    next_ticket: u64,
+    shutting_down: bool,
+}
+
+/// What a task shares with its observer and its awaiters.
+struct Shared {
+    control: Arc<TaskControl>,
+    events: EventLog,
+    output: OutputLog,
+    done: watch::Sender<Option<Arc<TaskResult>>>,
+}
+
+struct Entry {
+    shared: Arc<Shared>,
+    subagent: String,
+    description: String,
+    parent: Option<String>,
+    children: Vec<String>,
+    depth: u32,
+    key: String,
+    model: Option<String>,
+    workspace: PathBuf,
+    permissions: Permissions,
+    status: TaskStatus,
+    created_at_ms: u64,
+    started_at_ms: Option<u64>,
+    ended_at_ms: Option<u64>,
+    /// When a running task's time runs out (bounds its children's timeouts).
+    deadline: Option<Instant>,
+    memory: u64,
+    /// What it takes to start; taken when the task starts.
+    start: Option<Start>,
+    result: Option<Arc<TaskResult>>,
+}
+
+struct Start {
+    component: Arc<LoadedComponent>,
+    spec: RunSpec,
+}
+
+impl Entry {
+    fn snapshot(&self, id: &str) -> TaskSnapshot {
+        TaskSnapshot {
+            id: id.to_owned(),
+            subagent: self.subagent.clone(),
+            description: self.description.clone(),
+            status: self.status,
+            parent_id: self.parent.clone(),
+            children: self.children.clone(),
+            depth: self.depth,
+            key: self.key.clone(),
+            model: self.model.clone(),
+            workspace: self.workspace.clone(),
+            permissions: self.permissions.clone(),
+            created_at_ms: self.created_at_ms,
+            started_at_ms: self.started_at_ms,
+            ended_at_ms: self.ended_at_ms,
+            result: self.result.as_deref().cloned(),
+        }
+    }
+}
+
+/// Reports a running task's events and output into its event log.
+struct Observer(Arc<Shared>);
+
+impl RunObserver for Observer {
+    fn event(&self, event: RunEvent) {
+        let kind = match event {
+            RunEvent::Progress { progress } => EventKind::Progress { progress },
+            RunEvent::Log { level, message } => EventKind::Log { level, message },
+            RunEvent::Output {
+                stream,
+                offset,
+                len,
+            } => EventKind::Output {
+                stream,
+                offset,
+                len,
+            },
+            RunEvent::MessageTaken { len } => EventKind::MessageRead { len },
+        };
+        self.0.events.emit(kind);
+    }
+}
+
+/// Output chunks become `output` events; set up before the log exists.
+struct OutputEvents(Mutex<Weak<Shared>>);
+
+impl OutputSink for OutputEvents {
+    fn output(&self, stream: StreamKind, offset: u64, bytes: &[u8]) {
+        if let Some(shared) = self.0.lock().unwrap().upgrade() {
+            shared.events.emit(EventKind::Output {
+                stream,
+                offset,
+                len: bytes.len() as u64,
+            });
+        }
+    }
+}
+
+impl TaskManager {
+    /// A manager running tasks on `runtime`. Call it inside a tokio runtime;
+    /// tasks run there.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub fn new(runtime: Arc<Runtime>, config: ManagerConfig) -> TaskManager {
+        let (all_events, _) = broadcast::channel(config.event_buffer.max(16) * 4);
+        let handle = tokio::runtime::Handle::current();
+        let inner = Arc::new_cyclic(|this| Inner {
+            runtime,
+            config,
+            state: Mutex::new(State::default()),
+            all_events,
+            handle,
+            this: this.clone(),
+        });
+        TaskManager { inner }
+    }
+
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.inner.runtime
+    }
+
+    pub fn config(&self) -> &ManagerConfig {
+        &self.inner.config
+    }
+
+    /// Accept a task and return its id at once; it starts when a slot frees.
+    /// The subagent is resolved, its permissions planned and its component
+    /// loaded before this returns, so a bad request fails here, not later.
+    ///
+    /// # Errors
+    ///
+    /// [`ManagerError`]: unknown subagent or parent, permissions beyond the
+    /// grant, depth limit, bad component, or a manager shutting down.
+    pub async fn launch(&self, request: LaunchRequest) -> Result<String, ManagerError> {
+        self.inner.launch(request).await
+    }
+
+    /// Launch and wait for the result.
+    ///
+    /// # Errors
+    ///
+    /// As [`TaskManager::launch`]; a task that runs and fails is a result, not an error.
+    pub async fn run(&self, request: LaunchRequest) -> Result<(String, TaskResult), ManagerError> {
+        let id = self.launch(request).await?;
+        let mut done = self.inner.done_receiver(&id)?;
+        let result = done
+            .wait_for(Option::is_some)
+            .await
+            .expect("the sender lives in the task entry")
+            .clone();
+        Ok((id, (*result.expect("checked by wait_for")).clone()))
+    }
+
+    /// Wait until every task in `ids` has ended, or `timeout` passes.
+    /// Awaiting does not consume results.
+    ///
+    /// # Errors
+    ///
+    /// [`ManagerError::InvalidRequest`] for an empty id list.
+    pub async fn await_tasks(
+        &self,
+        ids: &[String],
+        timeout: Option<Duration>,
+    ) -> Result<AwaitResult, ManagerError> {
+        self.inner.await_tasks(ids, timeout, None).await
+    }
+
+    /// Cancel a task and its descendants: queued ones leave the queue; running
+    /// ones see `cancelled()` turn true, and are interrupted after the grace period.
+    ///
+    /// # Errors
+    ///
+    /// [`ManagerError::NotFound`], or [`ManagerError::NotRunning`] for a finished task.
+    pub fn cancel(&self, id: &str) -> Result<(), ManagerError> {
+        self.inner.cancel(id, None)
+    }
+
+    /// Deliver a follow-up message to a queued or running task's inbox.
+    ///
+    /// # Errors
+    ///
+    /// [`ManagerError::NotFound`], [`ManagerError::NotRunning`] for a finished
+    /// task, [`ManagerError::InvalidRequest`] for a message over 64 KiB.
+    pub fn send_message(&self, id: &str, text: impl Into<String>) -> Result<(), ManagerError> {
+        self.inner.send_message(id, text.into(), None)
+    }
+
+    /// One task's current state.
+    ///
+    /// # Errors
+    ///
+    /// [`ManagerError::NotFound`].
+    pub fn get(&self, id: &str) -> Result<TaskSnapshot, ManagerError> {
+        let state = self.inner.lock();
+        state
+            .tasks
+            .get(id)
+            .map(|e| e.snapshot(id))
+            .ok_or_else(|| ManagerError::NotFound(id.to_owned()))
+    }
+
+    /// Tasks matching `filter`, oldest first.
+    pub fn list(&self, filter: &TaskFilter) -> Vec<TaskSnapshot> {
+        let state = self.inner.lock();
+        state
+            .order
+            .iter()
+            .filter_map(|id| state.tasks.get(id).map(|e| (id, e)))
+            .filter(|(_, e)| {
+                filter
+                    .statuses
+                    .as_ref()
+                    .is_none_or(|s| s.contains(&e.status))
+            })
+            .filter(|(_, e)| filter.subagent.as_ref().is_none_or(|s| *s == e.subagent))
+            .filter(|(_, e)| filter.parent.is_none() || e.parent == filter.parent)
+            .filter(|(_, e)| !filter.top_level || e.parent.is_none())
+            .map(|(id, e)| e.snapshot(id))
+            .collect()
+    }
+
+    /// Up to `max` bytes of a task's output from `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`ManagerError::NotFound`].
+    pub fn output(&self, id: &str, offset: u64, max: usize) -> Result<OutputChunk, ManagerError> {
+        let shared = self.inner.shared(id)?;
+        Ok(OutputChunk {
+            offset,
+            bytes: shared.output.read(offset, max),
+            total: shared.output.len(),
+            dropped: shared.output.dropped(),
+        })
+    }
+
+    /// One task's events: its history so far, then live ones, ending after
+    /// the terminal event.
+    ///
+    /// # Errors
+    ///
+    /// [`ManagerError::NotFound`].
+    pub fn subscribe(&self, id: &str) -> Result<EventStream, ManagerError> {
+        Ok(self.inner.shared(id)?.events.subscribe())
+    }
+
+    /// Every task's events from now on.
+    pub fn subscribe_all(&self) -> EventStream {
+        EventStream::all(self.inner.all_events.subscribe())
+    }
+
+    /// Stop accepting tasks; end queued ones as `interrupted`; ask running
+    /// ones to stop, interrupt them after `grace`, and return once every task
+    /// has its terminal event.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.shutdown(grace).await
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn shared(&self, id: &str) -> Result<Arc<Shared>, ManagerError> {
+        let state = self.lock();
+        state
+            .tasks
+            .get(id)
+            .map(|e| e.shared.clone())
+            .ok_or_else(|| ManagerError::NotFound(id.to_owned()))
+    }
+
+    fn done_receiver(
+        &self,
+        id: &str,
+    ) -> Result<watch::Receiver<Option<Arc<TaskResult>>>, ManagerError> {
+        Ok(self.shared(id)?.done.subscribe())
+    }
+
+    fn limit_for(&self, key: &str) -> usize {
+        self.config
+            .per_key
+            .get(key)
+            .copied()
+            .unwrap_or(self.config.per_key_default)
+    }
+
+    async fn launch(&self, request: LaunchRequest) -> Result<String, ManagerError> {
+        if request.prompt.trim().is_empty() {
+            return Err(ManagerError::InvalidRequest(
+                "the prompt is empty: say what the subagent should do".into(),
+            ));
+        }
+        // The parent's ceiling, read once.
+        let parent = match &request.parent {
+            None => None,
+            Some(parent_id) => Some(self.parent_limits(parent_id)?),
+        };
+        if self.lock().shutting_down {
+            return Err(ManagerError::ShuttingDown);
+        }
+        let workspace = parent
+            .as_ref()
+            .map_or_else(|| request.workspace.clone(), |p| p.workspace.clone());
+        let bundle = match request.subagent {
+            SubagentRef::Bundle(bundle) => *bundle,
+            SubagentRef::Path(path) => Bundle::open(&path)?,
+            SubagentRef::Name(name) => {
+                Registries::standard(&self.config.agents, &workspace).resolve_name(&name)?
+            }
+        };
+        let plan_request = PlanRequest {
+            write: request.write,
+            readonly: request.readonly,
+            timeout: request.timeout,
+            parent: parent.as_ref().map(|p| p.limits.clone()),
+        };
+        let runtime = self.runtime.clone();
+        let (bundle, plan, component) =
+            tokio::task::spawn_blocking(move || -> Result<_, ManagerError> {
+                let plan = plan(&bundle, &workspace, &plan_request, true)?;
+                let m = &bundle.manifest;
+                let component =
+                    runtime.load(&m.name, &m.component, m.sha256.as_deref(), &m.path)?;
+                Ok((bundle, plan, component))
+            })
+            .await
+            .map_err(|e| ManagerError::InvalidRequest(format!("the launch was aborted: {e}")))??;
+
+        let manifest = &bundle.manifest;
+        let model = effective_model(
+            request.model.or_else(|| manifest.model.clone()),
+            parent.as_ref().and_then(|p| p.model.clone()),
+        );
+        let key = model.clone().unwrap_or_else(|| manifest.name.clone());
+        let id = crate::ids::new_task_id();
+        let output_sink = Arc::new(OutputEvents(Mutex::new(Weak::new())));
+        let output = OutputLog::new(plan.limits.output, Some(output_sink.clone()));
+        let (done, _) = watch::channel(None);
+        let shared = Arc::new(Shared {
+            control: TaskControl::new(),
+            events: EventLog::new(
+                id.clone(),
+                self.all_events.clone(),
+                self.config.event_buffer,
+            ),
+            output: output.clone(),
+            done,
+        });
+        *output_sink.0.lock().unwrap() = Arc::downgrade(&shared);
+        let spawner: Option<Arc<dyn Spawner>> = plan
+            .permissions
+            .tools
+            .contains(&Tool::Subagents)
+            .then(|| Arc::new(spawner::ManagerSpawner(self.this.clone())) as Arc<dyn Spawner>);
+        let description = request
+            .description
+            .unwrap_or_else(|| manifest.description.clone());
+        let spec = RunSpec {
+            task: TaskInfo {
+                id: id.clone(),
+                subagent: manifest.name.clone(),
+                description: description.clone(),
+                prompt: request.prompt,
+                system_prompt: bundle.system_prompt.clone(),
+                model: model.clone(),
+                parent_id: request.parent.clone(),
+            },
+            sandbox: plan.sandbox.clone(),
+            limits: plan.limits.clone(),
+            output,
+            spawner,
+        };
+        let entry = Entry {
+            shared: shared.clone(),
+            subagent: manifest.name.clone(),
+            description,
+            parent: request.parent.clone(),
+            children: Vec::new(),
+            depth: parent.as_ref().map_or(0, |p| p.depth + 1),
+            key: key.clone(),
+            model,
+            workspace: plan.sandbox.workspace().to_owned(),
+            permissions: plan.permissions,
+            status: TaskStatus::Queued,
+            created_at_ms: now_ms(),
+            started_at_ms: None,
+            ended_at_ms: None,
+            deadline: None,
+            memory: plan.limits.memory,
+            start: Some(Start { component, spec }),
+            result: None,
+        };
+
+        let starts = {
+            let mut state = self.lock();
+            if state.shutting_down {
+                return Err(ManagerError::ShuttingDown);
+            }
+            if let Some(parent_id) = &request.parent {
+                // The parent may have ended while the child was prepared.
+                match state.tasks.get_mut(parent_id) {
+                    Some(p) if !p.status.is_terminal() => p.children.push(id.clone()),
+                    Some(p) => {
+                        return Err(ManagerError::NotRunning {
+                            id: parent_id.clone(),
+                            status: p.status,
+                        });
+                    }
+                    None => return Err(ManagerError::NotFound(parent_id.clone())),
+                }
+            }
+            shared.events.emit(EventKind::Queued {
+                subagent: entry.subagent.clone(),
+                key: key.clone(),
+                parent_id: request.parent,
+            });
+            state.tasks.insert(id.clone(), entry);
+            state.order.push(id.clone());
+            let ticket = state.next_ticket;
+            state.next_ticket += 1;
+            state
+                .queues
+                .entry(key)
+                .or_default()
+                .push_back((ticket, id.clone()));
+            self.schedule(&mut state)
+        };
+        self.start_all(starts);
+        Ok(id)
+    }
+
+    fn parent_limits(&self, parent_id: &str) -> Result<Parent, ManagerError> {
+        let state = self.lock();
+        let parent = state
+            .tasks
+            .get(parent_id)
+            .ok_or_else(|| ManagerError::NotFound(parent_id.to_owned()))?;
+        if parent.status.is_terminal() {
+            return Err(ManagerError::NotRunning {
+                id: parent_id.to_owned(),
+                status: parent.status,
+            });
+        }
+        if parent.depth + 1 > self.config.max_depth {
+            return Err(ManagerError::DepthLimit {
+                parent: parent_id.to_owned(),
+                depth: parent.depth,
+                max: self.config.max_depth,
+            });
+        }
+        let remaining = parent.deadline.map_or(crate::manifest::MAX_TIMEOUT, |d| {
+            d.saturating_duration_since(Instant::now())
+        });
+        Ok(Parent {
+            limits: ParentLimits {
+                id: parent_id.to_owned(),
+                writes: parent.permissions.writes.clone(),
+                tools: parent.permissions.tools.clone(),
+                remaining: remaining.max(Duration::from_millis(1)),
+                memory: parent.memory,
+            },
+            workspace: parent.workspace.clone(),
+            model: parent.model.clone(),
+            depth: parent.depth,
+        })
+    }
+
+    /// Move queued tasks to running while slots are free: among the keys under
+    /// their limit, the one whose head waited longest goes first.
+    fn schedule(&self, state: &mut State) -> Vec<(String, Arc<Shared>, Start)> {
+        let mut starts = Vec::new();
+        loop {
+            if self.config.max_running > 0 && state.running >= self.config.max_running {
+                break;
+            }
+            let next = state
+                .queues
+                .iter()
+                .filter(|(key, queue)| {
+                    let limit = self.limit_for(key);
+                    !queue.is_empty()
+                        && (limit == 0
+                            || state.running_by_key.get(*key).copied().unwrap_or(0) < limit)
+                })
+                .min_by_key(|(_, queue)| queue.front().map(|(ticket, _)| *ticket))
+                .map(|(key, _)| key.clone());
+            let Some(key) = next else { break };
+            let (_, id) = state
+                .queues
+                .get_mut(&key)
+                .and_then(VecDeque::pop_front)
+                .expect("chosen for a non-empty queue");
+            state.running += 1;
+            *state.running_by_key.entry(key).or_default() += 1;
+            let entry = state.tasks.get_mut(&id).expect("queued tasks exist");
+            entry.status = TaskStatus::Running;
+            entry.started_at_ms = Some(now_ms());
+            let start = entry.start.take().expect("a queued task has its start");
+            entry.deadline = Some(Instant::now() + start.spec.limits.timeout);
+            entry.shared.events.emit(EventKind::Started);
+            starts.push((id, entry.shared.clone(), start));
+        }
+        state.queues.retain(|_, queue| !queue.is_empty());
+        starts
+    }
+
+    fn start_all(&self, starts: Vec<(String, Arc<Shared>, Start)>) {
+        for (id, shared, start) in starts {
+            let this = self.this.clone();
+            let runtime = self.runtime.clone();
+            self.handle.spawn(async move {
+                let observer = Arc::new(Observer(shared.clone()));
+                let result = runtime
+                    .run(
+                        &start.component,
+                        start.spec,
+                        shared.control.clone(),
+                        observer,
+                    )
+                    .await;
+                if let Some(inner) = this.upgrade() {
+                    inner.finish(&id, result);
+                }
+            });
+        }
+    }
+
+    /// The one way a task ends. Returns false if it had already ended.
+    fn finish(&self, id: &str, result: TaskResult) -> bool {
+        let (ended, orphans, starts) = {
+            let mut state = self.lock();
+            let ended = self.terminate(&mut state, id, result);
+            let orphans = if ended {
+                self.live_children(&state, id)
+            } else {
+                Vec::new()
+            };
+            (ended, orphans, self.schedule(&mut state))
+        };
+        self.start_all(starts);
+        // No orphans: a task's running children end with it.
+        for child in orphans {
+            let _ = self.cancel(&child, None);
+        }
+        ended
+    }
+
+    fn terminate(&self, state: &mut State, id: &str, mut result: TaskResult) -> bool {
+        let shutting_down = state.shutting_down;
+        let Some(entry) = state.tasks.get_mut(id) else {
+            return false;
+        };
+        if entry.status.is_terminal() {
+            return false;
+        }
+        if shutting_down && result.status == TaskStatus::Cancelled {
+            result.status = TaskStatus::Interrupted;
+            result.error = Some(TaskError::new(
+                ErrorKind::Interrupted,
+                "the host shut down before the task ended",
+            ));
+        }
+        let was = entry.status;
+        entry.status = result.status;
+        entry.ended_at_ms = Some(now_ms());
+        entry.start = None;
+        let result = Arc::new(result);
+        entry.result = Some(result.clone());
+        entry.shared.events.emit(EventKind::Terminal {
+            status: result.status,
+            error: result.error.clone(),
+        });
+        entry.shared.done.send_replace(Some(result));
+        let key = entry.key.clone();
+        match was {
+            TaskStatus::Running => {
+                state.running -= 1;
+                if let Some(n) = state.running_by_key.get_mut(&key) {
+                    *n -= 1;
+                }
+            }
+            _ => {
+                if let Some(queue) = state.queues.get_mut(&key) {
+                    queue.retain(|(_, queued)| queued != id);
+                }
+            }
+        }
+        true
+    }
+
+    fn live_children(&self, state: &State, id: &str) -> Vec<String> {
+        state.tasks.get(id).map_or_else(Vec::new, |e| {
+            e.children
+                .iter()
+                .filter(|c| state.tasks.get(*c).is_some_and(|c| !c.status.is_terminal()))
+                .cloned()
+                .collect()
+        })
+    }
+
+    /// Is `id` a strict descendant of `ancestor`?
+    fn is_descendant(state: &State, id: &str, ancestor: &str) -> bool {
+        let mut current = state.tasks.get(id).and_then(|e| e.parent.clone());
+        while let Some(parent) = current {
+            if parent == ancestor {
+                return true;
+            }
+            current = state.tasks.get(&parent).and_then(|e| e.parent.clone());
+        }
+        false
+    }
+
+    /// Look `id` up, as seen by `caller` (`None` = the host, which sees all;
+    /// a task sees only its descendants).
+    fn visible<'s>(
+        state: &'s State,
+        id: &str,
+        caller: Option<&str>,
+    ) -> Result<&'s Entry, ManagerError> {
+        let entry = state
+            .tasks
+            .get(id)
+            .ok_or_else(|| ManagerError::NotFound(id.to_owned()))?;
+        match caller {
+            Some(caller) if !Inner::is_descendant(state, id, caller) => {
+                Err(ManagerError::NotFound(id.to_owned()))
+            }
+            _ => Ok(entry),
+        }
+    }
+
+    fn cancel(&self, id: &str, caller: Option<&str>) -> Result<(), ManagerError> {
+        let (running, starts) = {
+            let mut state = self.lock();
+            let entry = Inner::visible(&state, id, caller)?;
+            if entry.status.is_terminal() {
+                return Err(ManagerError::NotRunning {
+                    id: id.to_owned(),
+                    status: entry.status,
+                });
+            }
+            // The task and all its live descendants, parents first.
+            let mut subtree = vec![id.to_owned()];
+            let mut i = 0;
+            while i < subtree.len() {
+                let children = self.live_children(&state, &subtree[i]);
+                subtree.extend(children);
+                i += 1;
+            }
+            let mut running = Vec::new();
+            for task in subtree.iter().rev() {
+                let Some(entry) = state.tasks.get(task) else {
+                    continue;
+                };
+                match entry.status {
+                    TaskStatus::Queued => {
+                        let result = TaskResult::failure(TaskError::new(
+                            ErrorKind::Cancelled,
+                            "cancelled before it started",
+                        ));
+                        self.terminate(&mut state, task, result);
+                    }
+                    TaskStatus::Running => running.push(entry.shared.control.clone()),
+                    _ => {}
+                }
+            }
+            (running, self.schedule(&mut state))
+        };
+        self.start_all(starts);
+        for control in running {
+            control.cancel();
+            let grace = self.config.cancel_grace;
+            self.handle.spawn(async move {
+                tokio::time::sleep(grace).await;
+                control.interrupt();
+            });
+        }
+        Ok(())
+    }
+
+    fn send_message(
+        &self,
+        id: &str,
+        text: String,
+        caller: Option<&str>,
+    ) -> Result<(), ManagerError> {
+        if text.len() > MAX_MESSAGE {
+            return Err(ManagerError::InvalidRequest(format!(
+                "the message is {} bytes; the limit is {} KiB",
+                text.len(),
+                MAX_MESSAGE / 1024
+            )));
+        }
+        let state = self.lock();
+        let entry = Inner::visible(&state, id, caller)?;
+        if entry.status.is_terminal() {
+            return Err(ManagerError::NotRunning {
+                id: id.to_owned(),
+                status: entry.status,
+            });
+        }
+        let len = text.len() as u64;
+        entry.shared.control.push_message(text);
+        entry
+            .shared
+            .events
+            .emit(EventKind::MessageDelivered { len });
+        Ok(())
+    }
+
+    async fn await_tasks(
+        &self,
+        ids: &[String],
+        timeout: Option<Duration>,
+        caller: Option<&str>,
+    ) -> Result<AwaitResult, ManagerError> {
+        if ids.is_empty() {
+            return Err(ManagerError::InvalidRequest(
+                "await needs at least one task id".into(),
+            ));
+        }
+        let receivers: Vec<Option<watch::Receiver<Option<Arc<TaskResult>>>>> = {
+            let state = self.lock();
+            ids.iter()
+                .map(|id| {
+                    Inner::visible(&state, id, caller)
+                        .ok()
+                        .map(|e| e.shared.done.subscribe())
+                })
+                .collect()
+        };
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        for receiver in receivers.iter().flatten() {
+            let mut receiver = receiver.clone();
+            let wait = receiver.wait_for(Option::is_some);
+            match deadline {
+                Some(deadline) => {
+                    if tokio::time::timeout_at(deadline, wait).await.is_err() {
+                        break;
+                    }
+                }
+                None => {
+                    let _ = wait.await;
+                }
+            }
+        }
+        let mut answer = AwaitResult::default();
+        for (id, receiver) in ids.iter().zip(&receivers) {
+            match receiver.as_ref().map(|r| r.borrow().clone()) {
+                None => answer.missing.push(id.clone()),
+                Some(Some(result)) => answer.completed.push((id.clone(), (*result).clone())),
+                Some(None) => answer.pending.push(id.clone()),
+            }
+        }
+        Ok(answer)
+    }
+
+    async fn shutdown(&self, grace: Duration) {
+        let (running, receivers) = {
+            let mut state = self.lock();
+            state.shutting_down = true;
+            let queued: Vec<String> = state
+                .queues
+                .values()
+                .flatten()
+                .map(|(_, id)| id.clone())
+                .collect();
+            for id in queued {
+                let result = TaskResult::failure(TaskError::new(
+                    ErrorKind::Interrupted,
+                    "the host shut down before the task started",
+                ));
+                self.terminate(&mut state, &id, result);
+            }
+            let running: Vec<(String, Arc<TaskControl>)> = state
+                .tasks
+                .iter()
+                .filter(|(_, e)| e.status == TaskStatus::Running)
+                .map(|(id, e)| (id.clone(), e.shared.control.clone()))
+                .collect();
+            let receivers: Vec<_> = running
+                .iter()
+                .map(|(id, _)| state.tasks[id].shared.done.subscribe())
+                .collect();
+            (running, receivers)
+        };
+        for (_, control) in &running {
+            control.cancel();
+        }
+        let wait_all = |receivers: Vec<watch::Receiver<Option<Arc<TaskResult>>>>| async move {
+            for mut receiver in receivers {
+                let _ = receiver.wait_for(Option::is_some).await;
+            }
+        };
+        if tokio::time::timeout(grace, wait_all(receivers.clone()))
+            .await
+            .is_err()
+        {
+            for (_, control) in &running {
+                control.interrupt();
+            }
+            // Interrupted guests stop within an epoch tick; give them a bound.
+            if tokio::time::timeout(Duration::from_secs(5), wait_all(receivers))
+                .await
+                .is_err()
+            {
+                let mut state = self.lock();
+                for (id, _) in &running {
+                    let result = TaskResult::failure(TaskError::new(
+                        ErrorKind::Interrupted,
+                        "the host shut down and the task did not stop",
+                    ));
+                    self.terminate(&mut state, id, result);
+                }
+            }
+        }
+    }
+}
+
+/// What a parent passes down, read under the lock.
+struct Parent {
+    limits: ParentLimits,
+    workspace: PathBuf,
+    model: Option<String>,
+    depth: u32,
+}
+
+/// `inherit` (or nothing) takes the parent's model.
+fn effective_model(requested: Option<String>, parent: Option<String>) -> Option<String> {
+    match requested {
+        Some(model) if model == "inherit" => parent,
+        Some(model) => Some(model),
+        None => None,
+    }
+}

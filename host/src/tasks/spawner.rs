@@ -1,0 +1,91 @@
+//! The task manager as the `subagents` capability sees it: every operation
+//! is confined to the calling task's descendants.
+
+use std::sync::Weak;
+use std::time::Duration;
+
+use super::{Inner, LaunchRequest, ManagerError, SubagentRef};
+use crate::capabilities::subagents::{AwaitOutcome, BoxFuture, ChildRequest, SpawnError, Spawner};
+
+pub(super) struct ManagerSpawner(pub(super) Weak<Inner>);
+
+impl ManagerSpawner {
+    fn inner(&self) -> Result<std::sync::Arc<Inner>, SpawnError> {
+        self.0
+            .upgrade()
+            .ok_or_else(|| SpawnError::Unavailable("the task manager has stopped".into()))
+    }
+}
+
+impl From<ManagerError> for SpawnError {
+    fn from(err: ManagerError) -> Self {
+        let message = err.to_string();
+        match err {
+            ManagerError::NotFound(_) => SpawnError::NotFound(message),
+            ManagerError::NotRunning { .. } => SpawnError::NotRunning(message),
+            ManagerError::DepthLimit { .. } => SpawnError::DepthLimit(message),
+            ManagerError::Denied(_) => SpawnError::Denied(message),
+            ManagerError::ShuttingDown => SpawnError::Unavailable(message),
+            ManagerError::Bundle(crate::BundleError::UnknownName { .. }) => {
+                SpawnError::NotFound(message)
+            }
+            _ => SpawnError::InvalidRequest(message),
+        }
+    }
+}
+
+impl Spawner for ManagerSpawner {
+    fn launch(
+        &self,
+        parent: String,
+        request: ChildRequest,
+    ) -> BoxFuture<'_, Result<String, SpawnError>> {
+        Box::pin(async move {
+            let inner = self.inner()?;
+            if !crate::manifest::valid_name(&request.subagent) {
+                return Err(SpawnError::InvalidRequest(format!(
+                    "`{}` is not a subagent name; children are launched by name from the host's registries",
+                    request.subagent
+                )));
+            }
+            let launch = LaunchRequest {
+                subagent: SubagentRef::Name(request.subagent),
+                prompt: request.prompt,
+                description: request.description,
+                // The parent's workspace is used whatever is given here.
+                workspace: Default::default(),
+                write: request.write_dirs,
+                readonly: request.readonly,
+                timeout: request.timeout,
+                model: request.model,
+                parent: Some(parent),
+            };
+            Ok(inner.launch(launch).await?)
+        })
+    }
+
+    fn await_tasks(
+        &self,
+        parent: String,
+        ids: Vec<String>,
+        timeout: Option<Duration>,
+    ) -> BoxFuture<'_, Result<AwaitOutcome, SpawnError>> {
+        Box::pin(async move {
+            let inner = self.inner()?;
+            let answer = inner.await_tasks(&ids, timeout, Some(&parent)).await?;
+            Ok(AwaitOutcome {
+                completed: answer.completed,
+                pending: answer.pending,
+                missing: answer.missing,
+            })
+        })
+    }
+
+    fn cancel(&self, parent: &str, id: &str) -> Result<(), SpawnError> {
+        Ok(self.inner()?.cancel(id, Some(parent))?)
+    }
+
+    fn send(&self, parent: &str, id: &str, text: String) -> Result<(), SpawnError> {
+        Ok(self.inner()?.send_message(id, text, Some(parent))?)
+    }
+}
