@@ -11,3 +11,4 @@ mod manifest;
 mod plugins;
 
 mod sandbox;
+mod tasks;

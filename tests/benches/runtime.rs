@@ -270,6 +270,7 @@ fn noop_tasks(scratch: &Path, iterations: usize) -> TaskSamples {
         let spec = RunSpec {
             task: TaskInfo {
                 id: "t-bench".into(),
+                subagent: bundle.manifest.name.clone(),
                 description: "bench".into(),
                 prompt: "nothing".into(),
                 ..TaskInfo::default()
@@ -277,6 +278,7 @@ fn noop_tasks(scratch: &Path, iterations: usize) -> TaskSamples {
             output: OutputLog::new(plan.limits.output, None),
             sandbox: plan.sandbox,
             limits: plan.limits,
+            spawner: None,
         };
         let run_start = Instant::now();
         let result = runtime

@@ -2,6 +2,7 @@
 //! arguments, runs the subcommand and returns the exit code: 0 success, 1 a
 //! task failed, 2 a usage or input error.
 
+mod batch;
 mod build;
 mod list;
 mod progress;
@@ -34,6 +35,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     Run(run::RunArgs),
+    Batch(batch::BatchArgs),
     Validate(validate::ValidateArgs),
     List(list::ListArgs),
     Build(build::BuildArgs),
@@ -92,6 +94,7 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Run(args) => run::run(args, &global),
+        Command::Batch(args) => batch::run(args, &global),
         Command::Validate(args) => validate::run(args, &global),
         Command::List(args) => list::run(args, &global),
         Command::Build(args) => build::run(args, &global),

@@ -149,6 +149,101 @@ pub mod messages {
     }
 }
 
+/// Child subagents, for subagents whose manifest grants `tools = ["subagents"]`.
+///
+/// ```ignore
+/// let a = subagent_sdk::children::launch("deep-search", "TODO")?;
+/// let b = subagent_sdk::children::launch("deep-search", "FIXME")?;
+/// let done = subagent_sdk::children::wait(&[a, b], None)?;
+/// ```
+pub mod children {
+    use std::time::Duration;
+
+    use super::bindings::subagent::plugin::subagents as wit;
+    pub use super::bindings::subagent::plugin::subagents::{
+        AwaitResult, ChildResult, LaunchRequest, SubagentError, TaskStatus,
+    };
+
+    impl TaskStatus {
+        /// The host's name for the status: `completed`, `timed_out`, …
+        pub fn as_str(self) -> &'static str {
+            match self {
+                TaskStatus::Queued => "queued",
+                TaskStatus::Running => "running",
+                TaskStatus::Completed => "completed",
+                TaskStatus::Failed => "failed",
+                TaskStatus::Cancelled => "cancelled",
+                TaskStatus::TimedOut => "timed_out",
+                TaskStatus::Interrupted => "interrupted",
+            }
+        }
+    }
+
+    impl LaunchRequest {
+        /// A request for `subagent` with `prompt` and no other options.
+        pub fn new(subagent: impl Into<String>, prompt: impl Into<String>) -> Self {
+            LaunchRequest {
+                subagent: subagent.into(),
+                prompt: prompt.into(),
+                description: None,
+                write_dirs: None,
+                readonly: false,
+                timeout_ms: None,
+                model: None,
+            }
+        }
+    }
+
+    impl SubagentError {
+        /// `kind: message`, for people.
+        pub fn describe(&self) -> String {
+            let (kind, message) = match self {
+                SubagentError::Denied(m) => ("denied", m),
+                SubagentError::NotFound(m) => ("not found", m),
+                SubagentError::NotRunning(m) => ("not running", m),
+                SubagentError::DepthLimit(m) => ("depth limit", m),
+                SubagentError::InvalidRequest(m) => ("invalid request", m),
+                SubagentError::Unavailable(m) => ("unavailable", m),
+            };
+            format!("{kind}: {message}")
+        }
+    }
+
+    impl From<SubagentError> for super::RunError {
+        fn from(err: SubagentError) -> Self {
+            super::RunError::Failed(err.describe())
+        }
+    }
+
+    /// Launch `subagent` on `prompt` in the background; returns its task id.
+    pub fn launch(subagent: &str, prompt: &str) -> Result<String, SubagentError> {
+        wit::launch(&LaunchRequest::new(subagent, prompt))
+    }
+
+    /// Launch with every option.
+    pub fn launch_with(request: &LaunchRequest) -> Result<String, SubagentError> {
+        wit::launch(request)
+    }
+
+    /// Wait until all `ids` have finished, or `timeout` passes.
+    pub fn wait(ids: &[String], timeout: Option<Duration>) -> Result<AwaitResult, SubagentError> {
+        wit::await_tasks(
+            ids,
+            timeout.map(|t| t.as_millis().min(u64::MAX as u128) as u64),
+        )
+    }
+
+    /// Cancel a child (and its descendants).
+    pub fn cancel(id: &str) -> Result<(), SubagentError> {
+        wit::cancel(id)
+    }
+
+    /// Send a follow-up message to a child.
+    pub fn send(id: &str, text: &str) -> Result<(), SubagentError> {
+        wit::send(id, text)
+    }
+}
+
 /// True once the task has been asked to stop: return `RunError::Cancelled`
 /// soon after.
 pub fn cancelled() -> bool {

@@ -1,0 +1,480 @@
+//! `subagent batch`: run many tasks through the task manager with the
+//! configured concurrency limits; a live view on a terminal, a summary table
+//! at the end, or `--json` events for programs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use super::{Global, print_json, workspace};
+use crate::bundle::Registries;
+use crate::plan::{PlanRequest, plan};
+use crate::task::{TaskResult, TaskStatus};
+use crate::tasks::{
+    EventKind, LaunchRequest, ManagerConfig, StreamItem, SubagentRef, TaskEvent, TaskManager,
+};
+use crate::units::{format_duration, parse_duration};
+
+/// Run many tasks from a file (TOML `[[task]]` tables, or JSON lines)
+#[derive(Args, Debug)]
+pub struct BatchArgs {
+    /// The batch file: TOML with [[task]] tables, or JSON lines (.jsonl), one task per line
+    file: PathBuf,
+    /// The default workspace of the tasks [default: the current directory]
+    #[arg(long, value_name = "DIR")]
+    workspace: Option<PathBuf>,
+    /// Running tasks in all (0 = unlimited)
+    #[arg(long, value_name = "N")]
+    max_running: Option<usize>,
+    /// Running tasks per concurrency key unless overridden (0 = unlimited) [default: 5]
+    #[arg(long, value_name = "N")]
+    per_key_default: Option<usize>,
+    /// Limit one key (a model, or a subagent name): KEY=N (repeatable)
+    #[arg(long = "per-key", value_name = "KEY=N", value_parser = parse_key_limit)]
+    per_key: Vec<(String, usize)>,
+    /// Print one JSON object per event, then per result, then a summary (see README)
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_key_limit(text: &str) -> Result<(String, usize), String> {
+    let (key, n) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not KEY=N"))?;
+    let n = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{n}` in `{text}` is not a number"))?;
+    Ok((key.trim().to_owned(), n))
+}
+
+/// One task in a batch file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchTask {
+    /// A subagent name, or a bundle path.
+    subagent: String,
+    prompt: String,
+    description: Option<String>,
+    /// Relative to the batch file's directory.
+    workspace: Option<PathBuf>,
+    write: Option<Vec<String>>,
+    #[serde(default)]
+    readonly: bool,
+    timeout: Option<String>,
+    model: Option<String>,
+}
+
+/// The TOML form: `[concurrency]` and `[[task]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchFile {
+    concurrency: Option<Concurrency>,
+    #[serde(default)]
+    task: Vec<BatchTask>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Concurrency {
+    max_running: Option<usize>,
+    per_key_default: Option<usize>,
+    #[serde(default)]
+    per_key: HashMap<String, usize>,
+}
+
+/// `--json` lines besides events. Stable: fields are only ever added.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Record<'a> {
+    Result {
+        task_id: &'a str,
+        subagent: &'a str,
+        result: &'a TaskResult,
+    },
+    Summary {
+        total: usize,
+        counts: &'a BTreeMap<TaskStatus, usize>,
+    },
+}
+
+pub fn run(args: BatchArgs, global: &Global) -> anyhow::Result<ExitCode> {
+    let default_workspace = workspace(args.workspace)?;
+    let (tasks, concurrency) = read_batch(&args.file)?;
+    if tasks.is_empty() {
+        bail!(
+            "`{}` holds no tasks\n  = help: add [[task]] tables (TOML) or one JSON object per line",
+            args.file.display()
+        );
+    }
+    let base = args.file.parent().unwrap_or(Path::new("."));
+
+    // Check every task before running any: a bad one stops the batch with nothing run.
+    let mut requests = Vec::new();
+    for (label, task) in &tasks {
+        let request = prepare(label, task, base, &default_workspace, global)
+            .with_context(|| format!("{}: {label}", args.file.display()))?;
+        requests.push(request);
+    }
+
+    let mut config = ManagerConfig {
+        agents: global.agents.clone(),
+        ..ManagerConfig::default()
+    };
+    let concurrency = concurrency.unwrap_or_default();
+    config.max_running = args
+        .max_running
+        .or(concurrency.max_running)
+        .unwrap_or(config.max_running);
+    config.per_key_default = args
+        .per_key_default
+        .or(concurrency.per_key_default)
+        .unwrap_or(config.per_key_default);
+    config.per_key = concurrency.per_key;
+    config.per_key.extend(args.per_key);
+
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let results = tokio.block_on(async {
+        let manager = TaskManager::new(std::sync::Arc::new(global.runtime()?), config);
+        let mut stream = manager.subscribe_all();
+        let mut ids = Vec::new();
+        for request in requests {
+            ids.push(manager.launch(request).await?);
+        }
+        let stopper = manager.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stopper.shutdown(stopper.config().cancel_grace).await;
+            }
+        });
+        let view = View::new(ids.len(), args.json);
+        let mut open = ids.len();
+        while open > 0 {
+            match stream.next().await {
+                Some(StreamItem::Event(event)) => {
+                    if event.kind.is_terminal() {
+                        open -= 1;
+                    }
+                    view.event(&manager, &event);
+                }
+                Some(StreamItem::Lagged(missed)) => view.lagged(missed),
+                None => break,
+            }
+        }
+        view.finish();
+        let results: Vec<(String, String, TaskResult)> = ids
+            .iter()
+            .filter_map(|id| manager.get(id).ok())
+            .map(|s| {
+                (
+                    s.id,
+                    s.subagent,
+                    s.result.unwrap_or_else(|| {
+                        TaskResult::failure(crate::TaskError::new(
+                            crate::ErrorKind::Internal,
+                            "no result",
+                        ))
+                    }),
+                )
+            })
+            .collect();
+        anyhow::Ok(results)
+    })?;
+
+    let mut counts: BTreeMap<TaskStatus, usize> = BTreeMap::new();
+    for (_, _, result) in &results {
+        *counts.entry(result.status).or_default() += 1;
+    }
+    if args.json {
+        print_json(&Record::Summary {
+            total: results.len(),
+            counts: &counts,
+        });
+    } else {
+        print_table(&results, &counts);
+    }
+    let all_ok = results
+        .iter()
+        .all(|(_, _, r)| r.status == TaskStatus::Completed);
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Parse the batch file: TOML, or JSON lines (by extension, or a leading `{`).
+fn read_batch(path: &Path) -> anyhow::Result<(Vec<(String, BatchTask)>, Option<Concurrency>)> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the batch file `{}`", path.display()))?;
+    let json_lines = path
+        .extension()
+        .is_some_and(|e| e == "jsonl" || e == "json")
+        || text.trim_start().starts_with('{');
+    if json_lines {
+        let mut tasks = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let task: BatchTask = serde_json::from_str(line).map_err(|e| {
+                anyhow::anyhow!("{}:{}: {e}\n  = help: each line is one task: {{\"subagent\": \"deep-search\", \"prompt\": \"TODO\"}}", path.display(), n + 1)
+            })?;
+            tasks.push((format!("line {}", n + 1), task));
+        }
+        return Ok((tasks, None));
+    }
+    let file: BatchFile = toml::from_str(&text).map_err(|e| {
+        let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1).unwrap_or(0);
+        anyhow::anyhow!("{}:{line}: {}\n  = help: a batch file holds [[task]] tables with `subagent` and `prompt`, and optionally [concurrency]", path.display(), e.message())
+    })?;
+    let tasks = file
+        .task
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| (format!("task {}", i + 1), t))
+        .collect();
+    Ok((tasks, file.concurrency))
+}
+
+/// Resolve and check one task, without running it.
+fn prepare(
+    label: &str,
+    task: &BatchTask,
+    base: &Path,
+    default_workspace: &Path,
+    global: &Global,
+) -> anyhow::Result<LaunchRequest> {
+    let workspace = task
+        .workspace
+        .as_ref()
+        .map_or_else(|| default_workspace.to_owned(), |w| base.join(w));
+    let spec = &task.subagent;
+    let is_path = spec.contains('/') || spec.ends_with(".toml");
+    let bundle = if is_path {
+        crate::Bundle::open(&base.join(spec))?
+    } else {
+        Registries::standard(&global.agents, &workspace).resolve_name(spec)?
+    };
+    let timeout = task
+        .timeout
+        .as_deref()
+        .map(parse_duration)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("invalid `timeout`: {e}"))?;
+    let check = PlanRequest {
+        write: task.write.clone(),
+        readonly: task.readonly,
+        timeout,
+        parent: None,
+    };
+    plan(&bundle, &workspace, &check, false)
+        .with_context(|| format!("{label} (subagent `{}`)", bundle.manifest.name))?;
+    let mut request = LaunchRequest::new(
+        SubagentRef::Bundle(Box::new(bundle)),
+        task.prompt.clone(),
+        workspace,
+    );
+    request.description = task.description.clone();
+    request.write = task.write.clone();
+    request.readonly = task.readonly;
+    request.timeout = timeout;
+    request.model = task.model.clone();
+    Ok(request)
+}
+
+/// How progress is shown: a live view on a terminal, lines otherwise, or JSON.
+enum View {
+    Live {
+        bars: MultiProgress,
+        header: ProgressBar,
+        running: std::sync::Mutex<HashMap<String, ProgressBar>>,
+        counts: std::sync::Mutex<Counts>,
+    },
+    Lines,
+    Json,
+}
+
+#[derive(Default)]
+struct Counts {
+    total: usize,
+    running: usize,
+    done: usize,
+    failed: usize,
+}
+
+impl Counts {
+    fn line(&self) -> String {
+        let queued = self.total - self.running - self.done;
+        format!(
+            "queued {queued} · running {} · done {} ({} not completed)",
+            self.running, self.done, self.failed
+        )
+    }
+}
+
+impl View {
+    fn new(total: usize, json: bool) -> View {
+        if json {
+            return View::Json;
+        }
+        if !std::io::stderr().is_terminal() {
+            return View::Lines;
+        }
+        let bars = MultiProgress::new();
+        let header = bars.add(ProgressBar::new_spinner());
+        header.set_style(
+            ProgressStyle::with_template("{spinner} {wide_msg}").expect("valid template"),
+        );
+        header.enable_steady_tick(Duration::from_millis(100));
+        let counts = Counts {
+            total,
+            ..Counts::default()
+        };
+        header.set_message(counts.line());
+        View::Live {
+            bars,
+            header,
+            running: Default::default(),
+            counts: std::sync::Mutex::new(counts),
+        }
+    }
+
+    fn event(&self, manager: &TaskManager, event: &TaskEvent) {
+        match self {
+            View::Json => {
+                print_json(event);
+                if event.kind.is_terminal() {
+                    if let Ok(snapshot) = manager.get(&event.task_id) {
+                        if let Some(result) = &snapshot.result {
+                            print_json(&Record::Result {
+                                task_id: &snapshot.id,
+                                subagent: &snapshot.subagent,
+                                result,
+                            });
+                        }
+                    }
+                }
+            }
+            View::Lines => {
+                if let EventKind::Terminal { status, .. } = &event.kind {
+                    let name = manager
+                        .get(&event.task_id)
+                        .map(|s| s.subagent)
+                        .unwrap_or_default();
+                    eprintln!("{} {} {name} {status}", mark(*status), event.task_id);
+                }
+            }
+            View::Live {
+                bars,
+                header,
+                running,
+                counts,
+            } => {
+                let mut counts = counts.lock().unwrap();
+                let mut running = running.lock().unwrap();
+                match &event.kind {
+                    EventKind::Started => {
+                        let name = manager
+                            .get(&event.task_id)
+                            .map(|s| s.subagent)
+                            .unwrap_or_default();
+                        let bar = bars.add(ProgressBar::new_spinner());
+                        bar.set_style(
+                            ProgressStyle::with_template(
+                                "  {spinner} {prefix} {elapsed:>4} {wide_msg}",
+                            )
+                            .expect("valid template"),
+                        );
+                        bar.set_prefix(format!("{} {name}", event.task_id));
+                        bar.enable_steady_tick(Duration::from_millis(100));
+                        running.insert(event.task_id.clone(), bar);
+                        counts.running += 1;
+                    }
+                    EventKind::Progress { progress } => {
+                        if let Some(bar) = running.get(&event.task_id) {
+                            bar.set_message(progress.to_string());
+                        }
+                    }
+                    EventKind::Terminal { status, .. } => {
+                        if let Some(bar) = running.remove(&event.task_id) {
+                            bar.finish_and_clear();
+                            bars.remove(&bar);
+                            counts.running -= 1;
+                        }
+                        counts.done += 1;
+                        if *status != TaskStatus::Completed {
+                            counts.failed += 1;
+                        }
+                    }
+                    _ => {}
+                }
+                header.set_message(counts.line());
+            }
+        }
+    }
+
+    fn lagged(&self, missed: u64) {
+        if !matches!(self, View::Json) {
+            eprintln!("(the view fell behind and skipped {missed} events)");
+        }
+    }
+
+    fn finish(&self) {
+        if let View::Live { header, .. } = self {
+            header.finish_and_clear();
+        }
+    }
+}
+
+fn mark(status: TaskStatus) -> &'static str {
+    if status == TaskStatus::Completed {
+        "✓"
+    } else {
+        "✗"
+    }
+}
+
+fn print_table(results: &[(String, String, TaskResult)], counts: &BTreeMap<TaskStatus, usize>) {
+    let name_width = results
+        .iter()
+        .map(|(_, n, _)| n.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    println!(
+        "{:<22} {:<name_width$} {:<11} {:>7}  SUMMARY",
+        "TASK", "SUBAGENT", "STATUS", "TIME"
+    );
+    for (id, name, result) in results {
+        let took = format_duration(Duration::from_millis(result.usage.duration_ms));
+        let line = match (&result.summary, &result.error) {
+            (Some(summary), _) => summary.lines().next().unwrap_or_default().to_owned(),
+            (None, Some(error)) => format!(
+                "{}: {}",
+                error.kind,
+                error.message.lines().next().unwrap_or_default()
+            ),
+            (None, None) => String::new(),
+        };
+        let line: String = line.chars().take(80).collect();
+        println!(
+            "{id:<22} {name:<name_width$} {:<11} {took:>7}  {line}",
+            result.status.as_str()
+        );
+    }
+    let parts: Vec<String> = counts
+        .iter()
+        .map(|(status, n)| format!("{n} {status}"))
+        .collect();
+    println!("\n{} tasks: {}", results.len(), parts.join(", "));
+}
