@@ -90,51 +90,42 @@ fn main() {
         if quick { ", --quick" } else { "" },
     );
     println!();
+    let vs_run = |name: &str, samples: &Samples| {
+        Row::new(name, samples).ratio(samples, &tasks.run, "noop run")
+    };
     let rows = [
         Row::new(
             &format!("cold compile deep-search ({})", format_size(size)),
             &cold,
         )
         .ratio(&cold, &cached, "cached load"),
-        Row::new("cached load deep-search (cache hit)", &cached)
-            .ratio(&cached, &tasks.run, "noop run"),
-        Row::new("repeat load, same Runtime (memoized)", &memoized)
-            .ratio(&memoized, &tasks.run, "noop run"),
-        Row::new("engine setup (Runtime::new)", &engine_setup).ratio(
-            &engine_setup,
-            &tasks.run,
-            "noop run",
-        ),
-        Row::new("plan (read-only, empty workspace)", &tasks.plan).ratio(
-            &tasks.plan,
-            &tasks.run,
-            "noop run",
-        ),
+        vs_run("cached load deep-search (cache hit)", &cached),
+        vs_run("repeat load, same Runtime (memoized)", &memoized),
+        vs_run("engine setup (Runtime::new)", &engine_setup),
+        vs_run("plan (read-only, empty workspace)", &tasks.plan),
         Row::new("noop run (instantiate + run)", &tasks.run).baseline(),
-        Row::new("noop plan + run", &tasks.plan_run).ratio(&tasks.plan_run, &tasks.run, "noop run"),
-        Row::new("posix_spawn /bin/true + wait", &spawn).ratio(&spawn, &tasks.run, "noop run"),
+        vs_run("noop plan + run", &tasks.plan_run),
+        vs_run("noop run, workspace writable", &tasks.run_writable),
+        vs_run("posix_spawn /bin/true + wait", &spawn),
     ];
     print_table(&rows);
 
     println!();
-    println!("where a noop run's time goes (parts timed alone, same thread, p50)");
+    println!("parts of a run, timed alone on the same thread (p50)");
     let parts = [
         ("sandbox.wasi_ctx (preopen workspace)", &tasks.wasi_ctx),
-        ("sandbox.snapshot (read-only: nothing)", &tasks.snapshot),
-        ("spawn_blocking round trip (empty)", &tasks.hop),
+        ("sandbox.snapshot (empty workspace)", &tasks.snapshot),
+        ("spawn_blocking round trip (no work)", &tasks.hop),
     ];
     let width = parts.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
     for (name, samples) in parts {
-        println!(
-            "  {name:<width$}  {:>9}  {:>5.1}% of noop run",
-            format_time(samples.p50()),
-            100.0 * samples.p50().as_secs_f64() / tasks.run.p50().as_secs_f64(),
-        );
+        println!("  {name:<width$}  {:>9}", format_time(samples.p50()));
     }
-    println!("  (run calls wasi_ctx once, and snapshot twice, each behind a spawn_blocking hop)");
+    println!("  (a writable run snapshots the workspace before and after, off the async");
+    println!("  thread; a read-only run has nothing to snapshot)");
     println!();
     println!(
-        "throughput, one task at a time on a current-thread runtime: {:.0} tasks/s (run), {:.0} tasks/s (plan + run); {:.0} spawns/s",
+        "one task at a time on a current-thread runtime: {:.0} tasks/s (run), {:.0} tasks/s (plan + run); {:.0} spawns/s",
         tasks.run.per_second(),
         tasks.plan_run.per_second(),
         spawn.per_second(),
@@ -228,32 +219,84 @@ struct TaskSamples {
     plan: Samples,
     run: Samples,
     plan_run: Samples,
+    /// Runs with the whole workspace writable: snapshotted before and after.
+    run_writable: Samples,
     wasi_ctx: Samples,
     snapshot: Samples,
     hop: Samples,
 }
 
-/// Plan and run the no-op guest read-only over an empty workspace, as
-/// `subagent run` does: one task at a time on a current-thread runtime.
+/// A bundle for the no-op guest, with `permission_mode` as given.
+fn noop_bundle(dir: &Path, permission_mode: &str) -> Bundle {
+    std::fs::create_dir(dir).expect("bundle dir");
+    let path = dir.join("subagent.toml");
+    let text = format!(
+        "name = \"noop\"\ndescription = \"does nothing\"\ncomponent = {:?}\npermission_mode = {permission_mode:?}\n",
+        subagent_tests::guest("noop").display().to_string()
+    );
+    std::fs::write(&path, &text).expect("manifest");
+    let manifest = Manifest::parse(&path, &text)
+        .unwrap_or_else(|e| panic!("the noop manifest is invalid:\n{e}"));
+    Bundle::from_manifest(manifest).expect("bundle")
+}
+
+/// Plan and run `bundle` on `workspace`, as `subagent run` does.
+/// Returns how long (plan, run, plan + run) took.
+async fn plan_and_run(
+    runtime: &Runtime,
+    component: &LoadedComponent,
+    bundle: &Bundle,
+    workspace: &Path,
+    request: &PlanRequest,
+) -> (Duration, Duration, Duration) {
+    let start = Instant::now();
+    let plan =
+        plan(bundle, workspace, request, true).unwrap_or_else(|e| panic!("plan failed: {e}"));
+    let planned = start.elapsed();
+    let spec = RunSpec {
+        task: TaskInfo {
+            id: "t-bench".into(),
+            subagent: bundle.manifest.name.clone(),
+            description: "bench".into(),
+            prompt: "nothing".into(),
+            ..TaskInfo::default()
+        },
+        output: OutputLog::new(plan.limits.output, None),
+        sandbox: plan.sandbox,
+        limits: plan.limits,
+        spawner: None,
+    };
+    let run_start = Instant::now();
+    let result = runtime
+        .run(component, spec, TaskControl::new(), Arc::new(Ignore))
+        .await;
+    let ran = run_start.elapsed();
+    let total = start.elapsed();
+    assert_eq!(
+        result.status,
+        TaskStatus::Completed,
+        "the noop task did not complete: {result:#?}"
+    );
+    assert!(result.files.is_empty(), "the noop task changed files");
+    (planned, ran, total)
+}
+
+/// Run the no-op guest over an empty workspace, one task at a time on a
+/// current-thread runtime (as `subagent run` does): read-only, then with the
+/// workspace writable; then time the parts of a run reachable from outside.
 fn noop_tasks(scratch: &Path, iterations: usize) -> TaskSamples {
     let workspace = scratch.join("workspace");
     std::fs::create_dir(&workspace).expect("workspace");
-    let manifest_path = scratch.join("subagent.toml");
-    let text = format!(
-        "name = \"noop\"\ndescription = \"does nothing\"\ncomponent = {:?}\npermission_mode = \"readonly\"\n",
-        subagent_tests::guest("noop").display().to_string()
-    );
-    std::fs::write(&manifest_path, &text).expect("manifest");
-    let manifest = Manifest::parse(&manifest_path, &text)
-        .unwrap_or_else(|e| panic!("the noop manifest is invalid:\n{e}"));
-    let bundle = Bundle::from_manifest(manifest).expect("bundle");
-    let request = PlanRequest {
+    let readonly = noop_bundle(&scratch.join("noop-readonly"), "readonly");
+    let writable = noop_bundle(&scratch.join("noop-writable"), "default");
+    let readonly_request = PlanRequest {
         readonly: true,
         ..PlanRequest::default()
     };
+    let writable_request = PlanRequest::default();
 
     let runtime = Runtime::new(config(Some(scratch.join("noop-cache")))).expect("engine");
-    let m = &bundle.manifest;
+    let m = &readonly.manifest;
     let component = runtime
         .load(&m.name, &m.component, m.sha256.as_deref(), &m.path)
         .unwrap_or_else(|e| panic!("load failed: {e}"));
@@ -262,60 +305,62 @@ fn noop_tasks(scratch: &Path, iterations: usize) -> TaskSamples {
         .build()
         .expect("tokio");
 
-    let one = async || {
-        let start = Instant::now();
-        let plan = plan(&bundle, &workspace, &request, true)
-            .unwrap_or_else(|e| panic!("plan failed: {e}"));
-        let planned = start.elapsed();
-        let spec = RunSpec {
-            task: TaskInfo {
-                id: "t-bench".into(),
-                subagent: bundle.manifest.name.clone(),
-                description: "bench".into(),
-                prompt: "nothing".into(),
-                ..TaskInfo::default()
-            },
-            output: OutputLog::new(plan.limits.output, None),
-            sandbox: plan.sandbox,
-            limits: plan.limits,
-            spawner: None,
-        };
-        let run_start = Instant::now();
-        let result = runtime
-            .run(&component, spec, TaskControl::new(), Arc::new(Ignore))
-            .await;
-        let ran = run_start.elapsed();
-        let total = start.elapsed();
-        assert_eq!(
-            result.status,
-            TaskStatus::Completed,
-            "the noop task did not complete: {result:#?}"
-        );
-        assert!(result.files.is_empty(), "the noop task changed files");
-        (planned, ran, total)
-    };
-
     tokio.block_on(async {
         let mut samples = TaskSamples {
             plan: Samples::default(),
             run: Samples::default(),
             plan_run: Samples::default(),
+            run_writable: Samples::default(),
             wasi_ctx: Samples::default(),
             snapshot: Samples::default(),
             hop: Samples::default(),
         };
         for _ in 0..warmup(iterations) {
-            one().await;
+            plan_and_run(
+                &runtime,
+                &component,
+                &readonly,
+                &workspace,
+                &readonly_request,
+            )
+            .await;
         }
         for _ in 0..iterations {
-            let (planned, ran, total) = one().await;
+            let (planned, ran, total) = plan_and_run(
+                &runtime,
+                &component,
+                &readonly,
+                &workspace,
+                &readonly_request,
+            )
+            .await;
             samples.plan.push(planned);
             samples.run.push(ran);
             samples.plan_run.push(total);
         }
+        for _ in 0..warmup(iterations) {
+            plan_and_run(
+                &runtime,
+                &component,
+                &writable,
+                &workspace,
+                &writable_request,
+            )
+            .await;
+        }
+        for _ in 0..iterations {
+            let (_, ran, _) = plan_and_run(
+                &runtime,
+                &component,
+                &writable,
+                &workspace,
+                &writable_request,
+            )
+            .await;
+            samples.run_writable.push(ran);
+        }
 
-        // The parts of `run` that are reachable from outside, timed alone.
-        let sandbox = plan(&bundle, &workspace, &request, true)
+        let sandbox = plan(&writable, &workspace, &writable_request, true)
             .expect("plan")
             .sandbox;
         let output = OutputLog::new(1 << 20, None);

@@ -13,7 +13,7 @@ use crate::bindings::subagent::plugin::types as wit;
 use crate::capabilities::host::{HostCtx, TaskControl};
 use crate::capabilities::subagents::{Spawner, SubagentsCtx};
 use crate::manifest::Limits;
-use crate::sandbox::{GUEST_WORKSPACE, OutputLog, Sandbox};
+use crate::sandbox::{GUEST_WORKSPACE, OutputLog, Sandbox, Snapshot, WriteSet};
 use crate::task::{ErrorKind, OutputSummary, RunObserver, TaskError, TaskResult, Usage};
 use crate::units::{format_duration, format_size};
 
@@ -117,10 +117,7 @@ impl Runtime {
                 return TaskResult::failure(TaskError::new(ErrorKind::Internal, err.to_string()));
             }
         };
-        let snap_sandbox = sandbox.clone();
-        let before = tokio::task::spawn_blocking(move || snap_sandbox.snapshot())
-            .await
-            .unwrap_or_default();
+        let before = snapshot(&sandbox).await;
 
         let state = StoreState {
             wasi,
@@ -184,9 +181,7 @@ impl Runtime {
             .map(|budget| budget - store.get_fuel().unwrap_or(0));
         drop(store);
 
-        let after = tokio::task::spawn_blocking(move || sandbox.snapshot())
-            .await
-            .unwrap_or_default();
+        let after = snapshot(&sandbox).await;
         let files = before.diff(&after);
         let output_summary = summarize_output(&output, &limits);
         let mut result = classify(
@@ -208,6 +203,16 @@ impl Runtime {
         result.model = task.model;
         result
     }
+}
+
+/// Snapshot the writable part of the workspace off the async threads; a
+/// read-only task has nothing to snapshot.
+async fn snapshot(sandbox: &Sandbox) -> Snapshot {
+    if *sandbox.writes() == WriteSet::None {
+        return Snapshot::default();
+    }
+    let sandbox = sandbox.clone();
+    tokio::task::spawn_blocking(move || sandbox.snapshot()).await.unwrap_or_default()
 }
 
 fn summarize_output(output: &OutputLog, limits: &Limits) -> OutputSummary {
