@@ -492,33 +492,72 @@ fn batch_runs_many_tasks_and_summarizes() {
     let misbehave = guest("misbehave");
     for (name, wasm) in [("noop", &noop), ("misbehave", &misbehave)] {
         std::fs::create_dir_all(dir.path().join(name)).unwrap();
-        std::fs::write(dir.path().join(name).join("subagent.toml"), format!("name = \"{name}\"\ndescription = \"d\"\ncomponent = {:?}\n", wasm.display().to_string())).unwrap();
+        std::fs::write(
+            dir.path().join(name).join("subagent.toml"),
+            format!(
+                "name = \"{name}\"\ndescription = \"d\"\ncomponent = {:?}\n",
+                wasm.display().to_string()
+            ),
+        )
+        .unwrap();
     }
     std::fs::write(
         &batch,
         "[concurrency]\nper_key_default = 1\n\n[[task]]\nsubagent = \"./noop\"\nprompt = \"a\"\n\n[[task]]\nsubagent = \"./misbehave\"\nprompt = \"ok\"\n\n[[task]]\nsubagent = \"./misbehave\"\nprompt = \"fail\"\n",
     )
     .unwrap();
-    let out = subagent(&["batch", path(&batch), "--workspace", path(&fixture.workspace)]);
+    let out = subagent(&[
+        "batch",
+        path(&batch),
+        "--workspace",
+        path(&fixture.workspace),
+    ]);
     assert_eq!(code(&out), 1, "one task fails: {}", stderr(&out));
     let text = stdout(&out);
     assert!(text.starts_with("TASK"), "{text}");
     assert!(text.contains("failed: failed on purpose"), "{text}");
     assert!(text.ends_with("3 tasks: 2 completed, 1 failed\n"), "{text}");
 
-    let json = subagent(&["batch", path(&batch), "--workspace", path(&fixture.workspace), "--json"]);
-    let lines: Vec<serde_json::Value> = stdout(&json).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let json = subagent(&[
+        "batch",
+        path(&batch),
+        "--workspace",
+        path(&fixture.workspace),
+        "--json",
+    ]);
+    let lines: Vec<serde_json::Value> = stdout(&json)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let of_type = |t: &str| lines.iter().filter(|l| l["type"] == t).count();
-    assert_eq!((of_type("queued"), of_type("started"), of_type("terminal"), of_type("result")), (3, 3, 3, 3));
+    assert_eq!(
+        (
+            of_type("queued"),
+            of_type("started"),
+            of_type("terminal"),
+            of_type("result")
+        ),
+        (3, 3, 3, 3)
+    );
     let summary = lines.last().unwrap();
     assert_eq!(summary["type"], "summary");
     assert_eq!(summary["total"], 3);
-    assert_eq!(summary["counts"], serde_json::json!({"completed": 2, "failed": 1}));
+    assert_eq!(
+        summary["counts"],
+        serde_json::json!({"completed": 2, "failed": 1})
+    );
     // Per-key limit 1: the two misbehave tasks never overlap.
-    let misbehave_ids: Vec<&str> = lines.iter().filter(|l| l["type"] == "queued" && l["key"] == "misbehave").map(|l| l["task_id"].as_str().unwrap()).collect();
+    let misbehave_ids: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["type"] == "queued" && l["key"] == "misbehave")
+        .map(|l| l["task_id"].as_str().unwrap())
+        .collect();
     assert_eq!(misbehave_ids.len(), 2);
     let (mut running, mut most) = (0, 0);
-    for line in lines.iter().filter(|l| misbehave_ids.contains(&l["task_id"].as_str().unwrap_or(""))) {
+    for line in lines
+        .iter()
+        .filter(|l| misbehave_ids.contains(&l["task_id"].as_str().unwrap_or("")))
+    {
         match line["type"].as_str() {
             Some("started") => {
                 running += 1;
@@ -533,11 +572,30 @@ fn batch_runs_many_tasks_and_summarizes() {
     // JSON lines input; a bad line stops the batch before anything runs.
     let jsonl = dir.path().join("tasks.jsonl");
     std::fs::write(&jsonl, "{\"subagent\": \"./noop\", \"prompt\": \"a\"}\n{\"subagent\": \"./noop\", \"promt\": \"b\"}\n").unwrap();
-    let bad = subagent(&["batch", path(&jsonl), "--workspace", path(&fixture.workspace)]);
+    let bad = subagent(&[
+        "batch",
+        path(&jsonl),
+        "--workspace",
+        path(&fixture.workspace),
+    ]);
     assert_eq!(code(&bad), 2);
-    assert!(stderr(&bad).contains("tasks.jsonl:2: unknown field `promt`"), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("tasks.jsonl:2: unknown field `promt`"),
+        "{}",
+        stderr(&bad)
+    );
     std::fs::write(&jsonl, "{\"subagent\": \"./noop\", \"prompt\": \"a\"}\n{\"subagent\": \"nope\", \"prompt\": \"b\"}\n").unwrap();
-    let unknown = subagent(&["batch", path(&jsonl), "--workspace", path(&fixture.workspace)]);
+    let unknown = subagent(&[
+        "batch",
+        path(&jsonl),
+        "--workspace",
+        path(&fixture.workspace),
+    ]);
     assert_eq!(code(&unknown), 2);
-    assert!(stderr(&unknown).contains("line 2") && stderr(&unknown).contains("no subagent named `nope`"), "{}", stderr(&unknown));
+    assert!(
+        stderr(&unknown).contains("line 2")
+            && stderr(&unknown).contains("no subagent named `nope`"),
+        "{}",
+        stderr(&unknown)
+    );
 }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use subagent_host::runtime::CacheOutcome;
+use subagent_host::runtime::{CacheOutcome, entry_checksum};
 use subagent_host::{LoadError, Runtime, RuntimeConfig};
 
 use crate::helpers::*;
@@ -145,20 +145,22 @@ fn foreign_cache_entry_is_never_trusted() {
     let runtime = fresh_runtime(cache.path());
     let loaded = load(&runtime, &guest("noop")).unwrap();
     let entry = runtime.cache_entry(&loaded.digest).unwrap();
-    // An entry with a valid checksum whose payload is not this engine's
-    // artifact (here: the raw wasm itself).
+    // An entry with a valid checksum whose artifact is not this engine's
+    // (here: the raw wasm itself): wasmtime's own check refuses it.
     let payload = std::fs::read(guest("noop")).unwrap();
-    let mut forged = b"subagent-cwasm1\n".to_vec();
-    forged.extend_from_slice(&sha256(&payload));
-    forged.extend_from_slice(&payload);
-    std::fs::write(&entry, forged).unwrap();
-
+    std::fs::write(&entry, &payload).unwrap();
+    std::fs::write(
+        entry.with_extension("cwasm.sum"),
+        entry_checksum(&loaded.digest, &payload),
+    )
+    .unwrap();
     let again = load(&fresh_runtime(cache.path()), &guest("noop")).unwrap();
     assert!(
         matches!(&again.cache, CacheOutcome::Rebuilt { reason } if reason.contains("refused")),
         "{:?}",
         again.cache
     );
+
     std::fs::write(&entry, b"garbage").unwrap();
     let third = load(&fresh_runtime(cache.path()), &guest("noop")).unwrap();
     assert!(
@@ -166,11 +168,39 @@ fn foreign_cache_entry_is_never_trusted() {
         "{:?}",
         third.cache
     );
+
+    std::fs::remove_file(entry.with_extension("cwasm.sum")).unwrap();
+    let fourth = load(&fresh_runtime(cache.path()), &guest("noop")).unwrap();
+    assert!(
+        matches!(&fourth.cache, CacheOutcome::Rebuilt { reason } if reason.contains("no checksum")),
+        "{:?}",
+        fourth.cache
+    );
 }
 
-fn sha256(bytes: &[u8]) -> Vec<u8> {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes).to_vec()
+#[tokio::test]
+async fn a_cache_entry_of_another_component_is_not_loaded_in_its_place() {
+    let cache = tempfile::tempdir().unwrap();
+    let runtime = fresh_runtime(cache.path());
+    let noop = load(&runtime, &guest("noop")).unwrap();
+    let echo = load(&runtime, &guest("echo")).unwrap();
+    // Copy noop's valid artifact and checksum over echo's entry.
+    let (from, to) = (
+        runtime.cache_entry(&noop.digest).unwrap(),
+        runtime.cache_entry(&echo.digest).unwrap(),
+    );
+    std::fs::copy(&from, &to).unwrap();
+    std::fs::copy(
+        from.with_extension("cwasm.sum"),
+        to.with_extension("cwasm.sum"),
+    )
+    .unwrap();
+    let again = load(&fresh_runtime(cache.path()), &guest("echo")).unwrap();
+    assert!(
+        matches!(&again.cache, CacheOutcome::Rebuilt { reason } if reason.contains("checksum mismatch")),
+        "{:?}",
+        again.cache
+    );
 }
 
 #[tokio::test]

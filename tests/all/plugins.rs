@@ -146,23 +146,54 @@ async fn todo_report_refuses_a_readonly_run() {
 
 #[tokio::test]
 async fn orchestrator_fans_out_deep_search_and_merges() {
-    use subagent_host::tasks::{LaunchRequest, ManagerConfig, SubagentRef, TaskFilter, TaskManager};
+    use subagent_host::tasks::{
+        LaunchRequest, ManagerConfig, SubagentRef, TaskFilter, TaskManager,
+    };
     let ws = workspace();
     // The plugins directory doubles as a registry: children are found by name.
-    let config = ManagerConfig { agents: vec![repo_root().join("plugins")], ..ManagerConfig::default() };
-    let manager = TaskManager::new(std::sync::Arc::new(subagent_host::Runtime::new(subagent_host::RuntimeConfig { cache_dir: Some(cache_dir()), ..Default::default() }).unwrap()), config);
+    let config = ManagerConfig {
+        agents: vec![repo_root().join("plugins")],
+        ..ManagerConfig::default()
+    };
+    let manager = TaskManager::new(
+        std::sync::Arc::new(
+            subagent_host::Runtime::new(subagent_host::RuntimeConfig {
+                cache_dir: Some(cache_dir()),
+                ..Default::default()
+            })
+            .unwrap(),
+        ),
+        config,
+    );
     let prompt = r#"{"queries": ["TODO", {"query": "FIXME|HACK", "regex": true}, {"query": "(", "regex": true}]}"#;
     let request = LaunchRequest::new(SubagentRef::Name("orchestrator".into()), prompt, ws.path());
     let (id, result) = manager.run(request).await.unwrap();
     assert_eq!(result.status, TaskStatus::Completed, "{result:#?}");
     let data = result.data.unwrap();
-    let statuses: Vec<&str> = data["queries"].as_array().unwrap().iter().map(|q| q["status"].as_str().unwrap()).collect();
+    let statuses: Vec<&str> = data["queries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["status"].as_str().unwrap())
+        .collect();
     assert_eq!(statuses, ["completed", "completed", "failed"], "{data}");
     assert_eq!(data["total_matches"], 4, "{data}");
-    assert_eq!(data["files"], serde_json::json!(["docs/notes.md", "src/lib.rs", "src/main.rs"]));
+    assert_eq!(
+        data["files"],
+        serde_json::json!(["docs/notes.md", "src/lib.rs", "src/main.rs"])
+    );
     let summary = result.summary.unwrap();
-    assert!(summary.starts_with("3 searches, 4 matches in 3 files; 1 did not complete"), "{summary}");
-    let children = manager.list(&TaskFilter { parent: Some(id), ..TaskFilter::default() });
+    assert!(
+        summary.starts_with("3 searches, 4 matches in 3 files; 1 did not complete"),
+        "{summary}"
+    );
+    let children = manager.list(&TaskFilter {
+        parent: Some(id),
+        ..TaskFilter::default()
+    });
     assert_eq!(children.len(), 3);
-    assert!(children.iter().all(|c| c.subagent == "deep-search" && c.permissions.writes == subagent_host::WriteSet::None));
+    assert!(
+        children.iter().all(|c| c.subagent == "deep-search"
+            && c.permissions.writes == subagent_host::WriteSet::None)
+    );
 }

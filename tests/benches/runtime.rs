@@ -19,6 +19,7 @@ use subagent_host::plan::{PlanRequest, plan};
 use subagent_host::runtime::CacheOutcome;
 use subagent_host::sandbox::OutputLog;
 use subagent_host::task::Ignore;
+use subagent_host::tasks::{LaunchRequest, ManagerConfig, SubagentRef, TaskManager};
 use subagent_host::units::format_size;
 use subagent_host::{
     Bundle, LoadedComponent, Manifest, RunSpec, Runtime, RuntimeConfig, TaskControl, TaskInfo,
@@ -78,6 +79,7 @@ fn main() {
     let cold = cold_compile(&deep_search, scratch.path(), n.cold);
     let (engine_setup, cached, memoized) = cached_load(&deep_search, scratch.path(), n.cached);
     let tasks = noop_tasks(scratch.path(), n.tasks);
+    let managed = manager_tasks(scratch.path(), n.tasks);
     let spawn = spawn_true(n.spawns);
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -106,9 +108,34 @@ fn main() {
         Row::new("noop run (instantiate + run)", &tasks.run).baseline(),
         vs_run("noop plan + run", &tasks.plan_run),
         vs_run("noop run, workspace writable", &tasks.run_writable),
+        vs_run("task manager: launch -> terminal", &managed.sequential),
         vs_run("posix_spawn /bin/true + wait", &spawn),
     ];
     print_table(&rows);
+
+    println!();
+    let overhead = managed.sequential.p50().saturating_sub(tasks.run.p50());
+    println!("task manager, no-op tasks through the public API (TaskManager::launch, read-only)");
+    println!(
+        "  one at a time:  p50 {}  p99 {}  = {:.0} tasks/s",
+        format_time(managed.sequential.p50()),
+        format_time(managed.sequential.p99()),
+        managed.sequential.per_second()
+    );
+    println!(
+        "  {} launched at once, all awaited: {:.0} tasks/s",
+        managed.burst_size,
+        managed.burst_size as f64 / managed.burst.as_secs_f64()
+    );
+    println!(
+        "  manager overhead per task (p50 launch->terminal minus p50 bare run): {} = {}x the bare instantiate + run",
+        format_time(overhead),
+        format_ratio(overhead.as_secs_f64() / tasks.run.p50().as_secs_f64())
+    );
+    println!(
+        "  posix_spawn /bin/true is {}x a no-op task end to end through the manager",
+        format_ratio(spawn.p50().as_secs_f64() / managed.sequential.p50().as_secs_f64())
+    );
 
     println!();
     println!("parts of a run, timed alone on the same thread (p50)");
@@ -402,6 +429,71 @@ fn spawn_true(iterations: usize) -> Samples {
         samples.push(spawn());
     }
     samples
+}
+
+struct ManagerSamples {
+    /// Launch -> terminal of one task at a time.
+    sequential: Samples,
+    /// Wall time of launching `burst_size` tasks at once and awaiting them all.
+    burst: Duration,
+    burst_size: usize,
+}
+
+/// No-op tasks through the task manager's public API on a current-thread
+/// runtime: one at a time (latency), then all at once (throughput).
+fn manager_tasks(scratch: &Path, iterations: usize) -> ManagerSamples {
+    let workspace = scratch.join("manager-workspace");
+    std::fs::create_dir(&workspace).expect("workspace");
+    let bundle = noop_bundle(&scratch.join("noop-managed"), "readonly");
+    let runtime = Arc::new(Runtime::new(config(Some(scratch.join("noop-cache")))).expect("engine"));
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    tokio.block_on(async {
+        let config = ManagerConfig {
+            per_key_default: 0,
+            max_running: 0,
+            ..ManagerConfig::default()
+        };
+        let manager = TaskManager::new(runtime, config);
+        let request = || {
+            LaunchRequest::new(
+                SubagentRef::Bundle(Box::new(bundle.clone())),
+                "nothing",
+                &workspace,
+            )
+        };
+        let mut sequential = Samples::default();
+        for i in 0..warmup(iterations) + iterations {
+            let start = Instant::now();
+            let (_, result) = manager.run(request()).await.expect("launch");
+            let took = start.elapsed();
+            assert_eq!(result.status, TaskStatus::Completed, "{result:#?}");
+            if i >= warmup(iterations) {
+                sequential.push(took);
+            }
+        }
+        let start = Instant::now();
+        let mut ids = Vec::with_capacity(iterations);
+        for _ in 0..iterations {
+            ids.push(manager.launch(request()).await.expect("launch"));
+        }
+        let answer = manager.await_tasks(&ids, None).await.expect("await");
+        let burst = start.elapsed();
+        assert_eq!(answer.completed.len(), iterations);
+        assert!(
+            answer
+                .completed
+                .iter()
+                .all(|(_, r)| r.status == TaskStatus::Completed)
+        );
+        ManagerSamples {
+            sequential,
+            burst,
+            burst_size: iterations,
+        }
+    })
 }
 
 fn warmup(iterations: usize) -> usize {

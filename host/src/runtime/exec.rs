@@ -212,7 +212,9 @@ async fn snapshot(sandbox: &Sandbox) -> Snapshot {
         return Snapshot::default();
     }
     let sandbox = sandbox.clone();
-    tokio::task::spawn_blocking(move || sandbox.snapshot()).await.unwrap_or_default()
+    tokio::task::spawn_blocking(move || sandbox.snapshot())
+        .await
+        .unwrap_or_default()
 }
 
 fn summarize_output(output: &OutputLog, limits: &Limits) -> OutputSummary {

@@ -6,7 +6,7 @@
 mod cache;
 mod exec;
 
-pub use cache::CacheOutcome;
+pub use cache::{CacheOutcome, entry_checksum};
 pub use exec::{RunSpec, TaskInfo};
 
 use std::collections::HashMap;
@@ -121,6 +121,7 @@ pub struct Runtime {
     components: Mutex<HashMap<PathBuf, (FileStamp, Arc<LoadedComponent>)>>,
     ticker_stop: Arc<AtomicBool>,
     pooling: bool,
+    max_instances: u32,
 }
 
 /// Identifies a component file's contents without reading it.
@@ -172,11 +173,17 @@ impl Runtime {
             components: Mutex::new(HashMap::new()),
             ticker_stop,
             pooling,
+            max_instances: config.max_instances.max(1),
         })
     }
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// How many instances may exist at once.
+    pub fn max_instances(&self) -> u32 {
+        self.max_instances
     }
 
     /// Whether the pooling allocator is in use (else on-demand allocation).
@@ -219,10 +226,8 @@ impl Runtime {
             len: meta.len(),
             modified: meta.modified().ok(),
         };
-        if let Some((seen, loaded)) = self.components.lock().unwrap().get(path) {
-            if *seen == stamp && pin.is_none_or(|p| p == loaded.digest) {
-                return Ok(loaded.clone());
-            }
+        if let Some(loaded) = self.memoized(path, &stamp, pin) {
+            return Ok(loaded);
         }
         let wasm = std::fs::read(path).map_err(read_error)?;
         let digest = hex::encode(Sha256::digest(&wasm));
@@ -252,6 +257,28 @@ impl Runtime {
             .unwrap()
             .insert(path.to_owned(), (stamp, loaded.clone()));
         Ok(loaded)
+    }
+
+    /// The component at `path` if it is already loaded and unchanged on disk:
+    /// one `stat`, no reading, hashing or compiling. Cheap enough for async code.
+    pub fn loaded(&self, path: &Path, pin: Option<&str>) -> Option<Arc<LoadedComponent>> {
+        let meta = std::fs::metadata(path).ok()?;
+        let stamp = FileStamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        };
+        self.memoized(path, &stamp, pin)
+    }
+
+    fn memoized(
+        &self,
+        path: &Path,
+        stamp: &FileStamp,
+        pin: Option<&str>,
+    ) -> Option<Arc<LoadedComponent>> {
+        let components = self.components.lock().unwrap();
+        let (seen, loaded) = components.get(path)?;
+        (seen == stamp && pin.is_none_or(|p| p == loaded.digest)).then(|| loaded.clone())
     }
 
     fn prepare(

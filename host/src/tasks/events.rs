@@ -88,28 +88,31 @@ pub(crate) fn now_ms() -> u64 {
 pub(crate) struct EventLog {
     task_id: String,
     inner: Mutex<LogInner>,
-    tx: broadcast::Sender<TaskEvent>,
     all: broadcast::Sender<TaskEvent>,
+    buffer: usize,
 }
 
 struct LogInner {
     next_seq: u64,
     history: VecDeque<TaskEvent>,
     ended: bool,
+    /// Created by the first subscriber: most tasks never have one, and a
+    /// broadcast channel allocates its whole buffer up front.
+    tx: Option<broadcast::Sender<TaskEvent>>,
 }
 
 impl EventLog {
     pub fn new(task_id: String, all: broadcast::Sender<TaskEvent>, buffer: usize) -> EventLog {
-        let (tx, _) = broadcast::channel(buffer.max(1));
         EventLog {
             task_id,
             inner: Mutex::new(LogInner {
                 next_seq: 0,
                 history: VecDeque::new(),
                 ended: false,
+                tx: None,
             }),
-            tx,
             all,
+            buffer: buffer.max(1),
         }
     }
 
@@ -133,17 +136,27 @@ impl EventLog {
         }
         inner.history.push_back(event.clone());
         // Publishing under the lock keeps every subscriber's view in seq order.
-        let _ = self.tx.send(event.clone());
+        if let Some(tx) = &inner.tx {
+            let _ = tx.send(event.clone());
+        }
         let _ = self.all.send(event);
         true
     }
 
     /// The history so far, then everything after it, without gap or overlap.
     pub fn subscribe(&self) -> EventStream {
-        let inner = self.inner.lock().unwrap();
+        let mut inner = self.inner.lock().unwrap();
+        let rx = match &inner.tx {
+            Some(tx) => tx.subscribe(),
+            None => {
+                let (tx, rx) = broadcast::channel(self.buffer);
+                inner.tx = Some(tx);
+                rx
+            }
+        };
         EventStream {
             backlog: inner.history.iter().cloned().collect(),
-            rx: self.tx.subscribe(),
+            rx,
             ends_at_terminal: true,
             done: false,
         }

@@ -47,8 +47,8 @@ pub struct ManagerConfig {
     pub per_key_default: usize,
     /// Overrides of `per_key_default` by key (a model, or a subagent name).
     pub per_key: HashMap<String, usize>,
-    /// Running tasks in all; `0` = unlimited (the runtime's instance pool
-    /// still bounds it).
+    /// Running tasks in all; `0` = as many as the runtime has instance slots
+    /// (a larger value is lowered to that too).
     pub max_running: usize,
     /// How deep children may nest below a top-level task.
     pub max_depth: u32,
@@ -348,7 +348,12 @@ impl TaskManager {
     /// # Panics
     ///
     /// Outside a tokio runtime.
-    pub fn new(runtime: Arc<Runtime>, config: ManagerConfig) -> TaskManager {
+    pub fn new(runtime: Arc<Runtime>, mut config: ManagerConfig) -> TaskManager {
+        // Never start more tasks than the engine has instance slots for.
+        let slots = runtime.max_instances() as usize;
+        if config.max_running == 0 || config.max_running > slots {
+            config.max_running = slots;
+        }
         let (all_events, _) = broadcast::channel(config.event_buffer.max(16) * 4);
         let handle = tokio::runtime::Handle::current();
         let inner = Arc::new_cyclic(|this| Inner {
@@ -565,17 +570,29 @@ impl Inner {
             timeout: request.timeout,
             parent: parent.as_ref().map(|p| p.limits.clone()),
         };
-        let runtime = self.runtime.clone();
-        let (bundle, plan, component) =
-            tokio::task::spawn_blocking(move || -> Result<_, ManagerError> {
-                let plan = plan(&bundle, &workspace, &plan_request, true)?;
-                let m = &bundle.manifest;
-                let component =
-                    runtime.load(&m.name, &m.component, m.sha256.as_deref(), &m.path)?;
-                Ok((bundle, plan, component))
-            })
-            .await
-            .map_err(|e| ManagerError::InvalidRequest(format!("the launch was aborted: {e}")))??;
+        // Planning is a few metadata calls; a component already loaded costs
+        // a stat. Only a load that may compile goes to the blocking pool.
+        let plan = plan(&bundle, &workspace, &plan_request, true)?;
+        let m = &bundle.manifest;
+        let component = match self.runtime.loaded(&m.component, m.sha256.as_deref()) {
+            Some(component) => component,
+            None => {
+                let runtime = self.runtime.clone();
+                let (name, path, pin, manifest) = (
+                    m.name.clone(),
+                    m.component.clone(),
+                    m.sha256.clone(),
+                    m.path.clone(),
+                );
+                tokio::task::spawn_blocking(move || {
+                    runtime.load(&name, &path, pin.as_deref(), &manifest)
+                })
+                .await
+                .map_err(|e| {
+                    ManagerError::InvalidRequest(format!("the launch was aborted: {e}"))
+                })??
+            }
+        };
 
         let manifest = &bundle.manifest;
         let model = effective_model(
