@@ -6,6 +6,7 @@ wasmtime::component::bindgen!({
     imports: {
         "subagent:plugin/host.wait-message": async,
         "subagent:plugin/subagents": async,
+        "subagent:plugin/model": async,
     },
     exports: { default: async },
 });

@@ -13,6 +13,7 @@ pub mod capabilities;
 pub mod cli;
 pub mod ids;
 pub mod manifest;
+pub mod model;
 pub mod paths;
 pub mod plan;
 pub mod runtime;

@@ -83,6 +83,8 @@ pub struct Limits {
     pub output: u64,
     /// Optional fuel (roughly, wasm instructions); `None` = unmetered.
     pub fuel: Option<u64>,
+    /// Optional budget of model tokens (input + output); `None` = unlimited.
+    pub tokens: Option<u64>,
 }
 
 impl Default for Limits {
@@ -92,6 +94,7 @@ impl Default for Limits {
             memory: DEFAULT_MEMORY,
             output: DEFAULT_OUTPUT,
             fuel: None,
+            tokens: None,
         }
     }
 }
@@ -106,8 +109,12 @@ impl fmt::Display for Limits {
             format_size(self.output)
         )?;
         match self.fuel {
-            Some(fuel) => write!(f, ", fuel {fuel}"),
-            None => write!(f, ", fuel unmetered"),
+            Some(fuel) => write!(f, ", fuel {fuel}")?,
+            None => write!(f, ", fuel unmetered")?,
+        }
+        match self.tokens {
+            Some(tokens) => write!(f, ", tokens {tokens}"),
+            None => Ok(()),
         }
     }
 }
@@ -258,6 +265,7 @@ struct RawLimits {
     memory: Option<Spanned<String>>,
     output: Option<Spanned<String>>,
     fuel: Option<Spanned<u64>>,
+    tokens: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -613,6 +621,16 @@ impl Doc<'_> {
                 ));
             }
             limits.fuel = Some(fuel.into_inner());
+        }
+        if let Some(tokens) = raw.tokens {
+            if *tokens.get_ref() == 0 {
+                return Err(self.at(
+                    &tokens,
+                    "`limits.tokens` must be positive",
+                    "remove it for no token budget, or give one such as 200000",
+                ));
+            }
+            limits.tokens = Some(tokens.into_inner());
         }
         Ok(limits)
     }

@@ -83,6 +83,7 @@ pub async fn run_with(
         sandbox: plan.sandbox,
         limits: plan.limits,
         spawner: None,
+        models: None,
     };
     let hang_guard = std::time::Duration::from_secs(120);
     tokio::time::timeout(

@@ -292,6 +292,7 @@ async fn plan_and_run(
         sandbox: plan.sandbox,
         limits: plan.limits,
         spawner: None,
+        models: None,
     };
     let run_start = Instant::now();
     let result = runtime

@@ -3,4 +3,5 @@
 //! the linker in one `add_to_linker`.
 
 pub mod host;
+pub mod model;
 pub mod subagents;

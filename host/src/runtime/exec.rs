@@ -3,6 +3,7 @@
 //! typed [`TaskResult`].
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
@@ -11,6 +12,7 @@ use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
 use super::{LoadedComponent, Runtime, StoreState};
 use crate::bindings::subagent::plugin::types as wit;
 use crate::capabilities::host::{HostCtx, TaskControl};
+use crate::capabilities::model::{ModelBroker, ModelCtx, ModelUsage};
 use crate::capabilities::subagents::{Spawner, SubagentsCtx};
 use crate::manifest::Limits;
 use crate::sandbox::{GUEST_WORKSPACE, OutputLog, Sandbox, Snapshot, WriteSet};
@@ -40,6 +42,9 @@ pub struct RunSpec {
     /// What serves the `subagents` interface; give it only when the manifest
     /// grants `subagents`. `None` makes every call answer `denied`.
     pub spawner: Option<Arc<dyn Spawner>>,
+    /// What serves the `model` interface; give it only when the manifest
+    /// grants `model`. `None` makes every call answer `denied`.
+    pub models: Option<Arc<dyn ModelBroker>>,
 }
 
 /// Counts memory across all of an instance's memories and refuses growth
@@ -110,6 +115,7 @@ impl Runtime {
             limits,
             output,
             spawner,
+            models,
         } = spec;
         let wasi = match sandbox.wasi_ctx(&output) {
             Ok(wasi) => wasi,
@@ -118,6 +124,7 @@ impl Runtime {
             }
         };
         let before = snapshot(&sandbox).await;
+        let model_usage = Arc::new(ModelUsage::default());
 
         let state = StoreState {
             wasi,
@@ -132,6 +139,13 @@ impl Runtime {
                 subagent: task.subagent.clone(),
                 spawner,
                 control: control.clone(),
+            },
+            model: ModelCtx {
+                subagent: task.subagent.clone(),
+                model: task.model.clone(),
+                broker: models,
+                usage: model_usage.clone(),
+                budget: limits.tokens,
             },
         };
         let mut store = Store::new(self.engine(), state);
@@ -198,7 +212,9 @@ impl Runtime {
             duration_ms: started.elapsed().as_millis() as u64,
             fuel: fuel_used,
             rounds: control.rounds(),
-            ..Usage::default()
+            model_calls: model_usage.calls.load(Ordering::Relaxed),
+            input_tokens: model_usage.input_tokens.load(Ordering::Relaxed),
+            output_tokens: model_usage.output_tokens.load(Ordering::Relaxed),
         };
         result.model = task.model;
         result

@@ -23,6 +23,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::bindings::SubagentPre;
 use crate::bindings::subagent::plugin;
 use crate::capabilities::host::HostCtx;
+use crate::capabilities::model::ModelCtx;
 use crate::capabilities::subagents::SubagentsCtx;
 use crate::manifest::MAX_MEMORY;
 
@@ -102,6 +103,7 @@ pub(crate) struct StoreState {
     limiter: exec::MemoryLimiter,
     host: HostCtx,
     subagents: SubagentsCtx,
+    model: ModelCtx,
 }
 
 impl WasiView for StoreState {
@@ -379,6 +381,9 @@ fn add_capabilities(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
         linker,
         |state: &mut StoreState| &mut state.subagents,
     )?;
+    plugin::model::add_to_linker::<_, HasSelf<ModelCtx>>(linker, |state: &mut StoreState| {
+        &mut state.model
+    })?;
     Ok(())
 }
 

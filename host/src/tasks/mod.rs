@@ -637,6 +637,7 @@ impl Inner {
             limits: plan.limits.clone(),
             output,
             spawner,
+            models: None,
         };
         let entry = Entry {
             shared: shared.clone(),

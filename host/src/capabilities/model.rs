@@ -1,0 +1,171 @@
+//! `subagent:plugin/model`: chat completions brokered by the host. Granted by
+//! `tools = ["model"]`. The capability sees the host's providers only through
+//! [`ModelBroker`], defined here; it counts calls and tokens per task and
+//! enforces the task's token budget.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::bindings::subagent::plugin::model::{self as wit, Host};
+use crate::model::{
+    BoxFuture, ChatRequest, ChatResponse, Message, ModelError, Role, StopReason, ToolCall,
+    ToolDefinition,
+};
+
+/// What the capability needs from the host's model configuration.
+pub trait ModelBroker: Send + Sync {
+    /// Send `request` to the model known as `model` (an alias or `provider/model`).
+    fn complete(
+        &self,
+        model: String,
+        request: ChatRequest,
+    ) -> BoxFuture<'_, Result<ChatResponse, ModelError>>;
+}
+
+/// Model calls and tokens of one task.
+#[derive(Debug, Default)]
+pub struct ModelUsage {
+    pub calls: AtomicU64,
+    pub input_tokens: AtomicU64,
+    pub output_tokens: AtomicU64,
+}
+
+impl ModelUsage {
+    fn tokens(&self) -> u64 {
+        self.input_tokens.load(Ordering::Relaxed) + self.output_tokens.load(Ordering::Relaxed)
+    }
+}
+
+/// The `model` capability's state inside a store.
+pub struct ModelCtx {
+    pub subagent: String,
+    /// The task's effective model; `None` when no model is configured.
+    pub model: Option<String>,
+    /// `None` when the manifest does not grant `model`.
+    pub broker: Option<Arc<dyn ModelBroker>>,
+    pub usage: Arc<ModelUsage>,
+    /// `limits.tokens`: input + output tokens the task may use.
+    pub budget: Option<u64>,
+}
+
+impl ModelCtx {
+    async fn call(&self, request: ChatRequest) -> Result<ChatResponse, ModelError> {
+        let Some(broker) = &self.broker else {
+            return Err(ModelError::Denied(format!(
+                "subagent `{}` may not call models: add \"model\" to `tools` in its manifest",
+                self.subagent
+            )));
+        };
+        let Some(model) = self.model.clone() else {
+            return Err(ModelError::Unavailable(format!(
+                "no model for subagent `{}`: set `model` in its manifest, pass one at launch, or set `default_model` in the host config",
+                self.subagent
+            )));
+        };
+        if let Some(budget) = self.budget {
+            let used = self.usage.tokens();
+            if used >= budget {
+                return Err(ModelError::BudgetExceeded(format!(
+                    "the task used {used} of its {budget} tokens (limits.tokens)"
+                )));
+            }
+        }
+        let response = broker.complete(model, request).await?;
+        self.usage.calls.fetch_add(1, Ordering::Relaxed);
+        self.usage
+            .input_tokens
+            .fetch_add(response.usage.input_tokens, Ordering::Relaxed);
+        self.usage
+            .output_tokens
+            .fetch_add(response.usage.output_tokens, Ordering::Relaxed);
+        Ok(response)
+    }
+}
+
+impl Host for ModelCtx {
+    async fn complete(
+        &mut self,
+        request: wit::ChatRequest,
+    ) -> Result<wit::ChatResponse, wit::ModelError> {
+        let request = ChatRequest {
+            messages: request.messages.into_iter().map(message_from_wit).collect(),
+            tools: request
+                .tools
+                .into_iter()
+                .map(|t| ToolDefinition {
+                    name: t.name,
+                    description: t.description,
+                    parameters: t.parameters,
+                })
+                .collect(),
+            max_tokens: request.max_tokens,
+            temperature: request.temperature,
+        };
+        match self.call(request).await {
+            Ok(response) => Ok(wit::ChatResponse {
+                content: response.content,
+                tool_calls: response.tool_calls.into_iter().map(call_to_wit).collect(),
+                stop_reason: match response.stop_reason {
+                    StopReason::EndTurn => wit::StopReason::EndTurn,
+                    StopReason::ToolCalls => wit::StopReason::ToolCalls,
+                    StopReason::MaxTokens => wit::StopReason::MaxTokens,
+                    StopReason::Other => wit::StopReason::Other,
+                },
+                usage: wit::Usage {
+                    input_tokens: response.usage.input_tokens,
+                    output_tokens: response.usage.output_tokens,
+                },
+                model: response.model,
+            }),
+            Err(err) => Err(error_to_wit(err)),
+        }
+    }
+}
+
+fn message_from_wit(m: wit::Message) -> Message {
+    Message {
+        role: match m.role {
+            wit::Role::System => Role::System,
+            wit::Role::User => Role::User,
+            wit::Role::Assistant => Role::Assistant,
+            wit::Role::Tool => Role::Tool,
+        },
+        content: m.content,
+        tool_calls: m
+            .tool_calls
+            .into_iter()
+            .map(|c| ToolCall {
+                id: c.id,
+                name: c.name,
+                arguments: c.arguments,
+            })
+            .collect(),
+        tool_call_id: m.tool_call_id,
+    }
+}
+
+fn call_to_wit(c: ToolCall) -> wit::ToolCall {
+    wit::ToolCall {
+        id: c.id,
+        name: c.name,
+        arguments: c.arguments,
+    }
+}
+
+fn error_to_wit(err: ModelError) -> wit::ModelError {
+    match err {
+        ModelError::Auth(m) => wit::ModelError::Auth(m),
+        ModelError::RateLimited {
+            message,
+            retry_after,
+        } => wit::ModelError::RateLimited(wit::RateLimit {
+            message,
+            retry_after_ms: retry_after.map(|d| d.as_millis() as u64),
+        }),
+        ModelError::Timeout(m) => wit::ModelError::Timeout(m),
+        ModelError::BadRequest(m) => wit::ModelError::BadRequest(m),
+        ModelError::Unavailable(m) => wit::ModelError::Unavailable(m),
+        ModelError::Denied(m) => wit::ModelError::Denied(m),
+        ModelError::BudgetExceeded(m) => wit::ModelError::BudgetExceeded(m),
+    }
+}
