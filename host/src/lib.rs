@@ -18,6 +18,7 @@ pub mod paths;
 pub mod plan;
 pub mod runtime;
 pub mod sandbox;
+pub mod store;
 pub mod task;
 pub mod tasks;
 pub mod units;

@@ -14,8 +14,9 @@ fn subagent_in(args: &[&str], stdin: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_subagent-under-test"));
     cmd.args(args)
         .env("SUBAGENT_CACHE_DIR", cache_dir())
-        // No user registry leaks into the tests.
+        // No user registry or task store leaks into (or out of) the tests.
         .env("XDG_CONFIG_HOME", "/nonexistent")
+        .env("XDG_STATE_HOME", state_home())
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
@@ -34,6 +35,12 @@ fn subagent_in(args: &[&str], stdin: Option<&str>) -> Output {
             .unwrap();
     }
     child.wait_with_output().unwrap()
+}
+
+/// One state directory for the CLI tests of this test run.
+fn state_home() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
 }
 
 fn stdout(out: &Output) -> String {
@@ -230,7 +237,8 @@ fn readonly_flag_overrides_the_manifest() {
         "--readonly",
         "--json",
     ]);
-    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
     let results = report["data"]["results"].as_array().unwrap();
     let write = results
         .iter()

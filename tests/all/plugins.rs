@@ -164,7 +164,8 @@ async fn orchestrator_fans_out_deep_search_and_merges() {
             .unwrap(),
         ),
         config,
-    );
+    )
+    .unwrap();
     let prompt = r#"{"queries": ["TODO", {"query": "FIXME|HACK", "regex": true}, {"query": "(", "regex": true}]}"#;
     let request = LaunchRequest::new(SubagentRef::Name("orchestrator".into()), prompt, ws.path());
     let (id, result) = manager.run(request).await.unwrap();

@@ -59,7 +59,7 @@ impl Host {
             agents: vec![registry.path().to_owned()],
             ..config
         };
-        let manager = TaskManager::new(shared_runtime(), config);
+        let manager = TaskManager::new(shared_runtime(), config).unwrap();
         Host {
             _registry: registry,
             fixture: Fixture::new(),

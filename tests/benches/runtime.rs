@@ -457,7 +457,7 @@ fn manager_tasks(scratch: &Path, iterations: usize) -> ManagerSamples {
             max_running: 0,
             ..ManagerConfig::default()
         };
-        let manager = TaskManager::new(runtime, config);
+        let manager = TaskManager::new(runtime, config).expect("manager");
         let request = || {
             LaunchRequest::new(
                 SubagentRef::Bundle(Box::new(bundle.clone())),

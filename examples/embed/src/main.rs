@@ -24,7 +24,7 @@ async fn main() -> anyhow::Result<()> {
 
     // One runtime (engine, artifact cache) and one manager serve many tasks.
     let runtime = Arc::new(Runtime::new(RuntimeConfig::default())?);
-    let manager = TaskManager::new(runtime, ManagerConfig::default());
+    let manager = TaskManager::new(runtime, ManagerConfig::default())?;
 
     // Launch in the background: the id comes back at once.
     let id = manager

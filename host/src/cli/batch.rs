@@ -124,27 +124,25 @@ pub fn run(args: BatchArgs, global: &Global) -> anyhow::Result<ExitCode> {
         requests.push(request);
     }
 
-    let mut config = ManagerConfig {
-        agents: global.agents.clone(),
-        ..ManagerConfig::default()
-    };
     let concurrency = concurrency.unwrap_or_default();
-    config.max_running = args
-        .max_running
-        .or(concurrency.max_running)
-        .unwrap_or(config.max_running);
-    config.per_key_default = args
-        .per_key_default
-        .or(concurrency.per_key_default)
-        .unwrap_or(config.per_key_default);
-    config.per_key = concurrency.per_key;
-    config.per_key.extend(args.per_key);
+    let tune = |config: &mut ManagerConfig| {
+        config.max_running = args
+            .max_running
+            .or(concurrency.max_running)
+            .unwrap_or(config.max_running);
+        config.per_key_default = args
+            .per_key_default
+            .or(concurrency.per_key_default)
+            .unwrap_or(config.per_key_default);
+        config.per_key = concurrency.per_key;
+        config.per_key.extend(args.per_key);
+    };
 
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let results = tokio.block_on(async {
-        let manager = TaskManager::new(std::sync::Arc::new(global.runtime()?), config);
+        let manager = global.manager(tune)?;
         let mut stream = manager.subscribe_all();
         let mut ids = Vec::new();
         for request in requests {
@@ -451,9 +449,12 @@ fn print_table(results: &[(String, String, TaskResult)], counts: &BTreeMap<TaskS
         .max()
         .unwrap_or(8)
         .max(8);
-    println!(
+    outln!(
         "{:<22} {:<name_width$} {:<11} {:>7}  SUMMARY",
-        "TASK", "SUBAGENT", "STATUS", "TIME"
+        "TASK",
+        "SUBAGENT",
+        "STATUS",
+        "TIME"
     );
     for (id, name, result) in results {
         let took = format_duration(Duration::from_millis(result.usage.duration_ms));
@@ -467,7 +468,7 @@ fn print_table(results: &[(String, String, TaskResult)], counts: &BTreeMap<TaskS
             (None, None) => String::new(),
         };
         let line: String = line.chars().take(80).collect();
-        println!(
+        outln!(
             "{id:<22} {name:<name_width$} {:<11} {took:>7}  {line}",
             result.status.as_str()
         );
@@ -476,5 +477,5 @@ fn print_table(results: &[(String, String, TaskResult)], counts: &BTreeMap<TaskS
         .iter()
         .map(|(status, n)| format!("{n} {status}"))
         .collect();
-    println!("\n{} tasks: {}", results.len(), parts.join(", "));
+    outln!("\n{} tasks: {}", results.len(), parts.join(", "));
 }

@@ -36,7 +36,7 @@ pub fn run(args: BuildArgs, global: &Global) -> anyhow::Result<ExitCode> {
         manifest.sha256.as_deref(),
         &manifest.path,
     )?;
-    println!(
+    outln!(
         "built {} ({}, sha256 {})",
         manifest.name,
         manifest.component.display(),

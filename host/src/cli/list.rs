@@ -69,7 +69,7 @@ pub fn run(args: ListArgs, global: &Global) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|d| d.display().to_string())
             .collect();
-        println!("no subagents found (searched: {})", searched.join(", "));
+        outln!("no subagents found (searched: {})", searched.join(", "));
         return Ok(ExitCode::SUCCESS);
     }
     let width = entries
@@ -78,7 +78,7 @@ pub fn run(args: ListArgs, global: &Global) -> anyhow::Result<ExitCode> {
         .max()
         .unwrap_or(4)
         .max(4);
-    println!("{:<width$}  {:<8}  DESCRIPTION", "NAME", "MODE");
+    outln!("{:<width$}  {:<8}  DESCRIPTION", "NAME", "MODE");
     for entry in &entries {
         let mode = entry.permission_mode.as_deref().unwrap_or("-");
         let mut line = match (&entry.description, &entry.error) {
@@ -89,8 +89,8 @@ pub fn run(args: ListArgs, global: &Global) -> anyhow::Result<ExitCode> {
         if entry.shadowed {
             line.push_str(" (shadowed by an earlier registry)");
         }
-        println!("{:<width$}  {mode:<8}  {line}", entry.name);
-        println!("{:<width$}  {:<8}  {}", "", "", entry.path.display());
+        outln!("{:<width$}  {mode:<8}  {line}", entry.name);
+        outln!("{:<width$}  {:<8}  {}", "", "", entry.path.display());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,14 @@
 //! arguments, runs the subcommand and returns the exit code: 0 success, 1 a
 //! task failed, 2 a usage or input error.
 
+/// `println!` for command output: a closed stdout (`subagent tasks | head`)
+/// ends the process quietly with exit code 0.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::write_line(format_args!($($arg)*))
+    };
+}
+
 mod batch;
 mod build;
 mod list;
@@ -16,6 +24,7 @@ use clap::{Parser, Subcommand};
 
 use crate::bundle::{Bundle, Registries};
 use crate::runtime::{Runtime, RuntimeConfig};
+use crate::store::Store;
 use crate::tasks::{ManagerConfig, TaskManager};
 
 /// Run the custom subagents of AI coding agents as sandboxed WebAssembly components.
@@ -28,6 +37,9 @@ struct Cli {
     /// Look for subagents in DIR first (repeatable); then <workspace>/.subagents, then ~/.config/subagent/agents
     #[arg(long = "agents", global = true, value_name = "DIR")]
     agents: Vec<PathBuf>,
+    /// Where the task store lives [default: $XDG_STATE_HOME/subagent, else ~/.local/state/subagent]
+    #[arg(long, global = true, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -45,6 +57,7 @@ enum Command {
 struct Global {
     cache_dir: Option<PathBuf>,
     agents: Vec<PathBuf>,
+    state_dir: Option<PathBuf>,
 }
 
 impl Global {
@@ -56,16 +69,27 @@ impl Global {
         Ok(Runtime::new(config)?)
     }
 
-    /// A task manager over a fresh runtime; call inside a tokio runtime.
-    fn manager(&self) -> anyhow::Result<TaskManager> {
-        let config = ManagerConfig {
+    /// The task store in the state directory.
+    fn store(&self) -> anyhow::Result<std::sync::Arc<Store>> {
+        let dir = crate::store::state_dir(self.state_dir.as_deref()).ok_or_else(|| {
+            anyhow::anyhow!("no state directory: set HOME or XDG_STATE_HOME, or pass --state-dir")
+        })?;
+        Ok(Store::open(&dir)?)
+    }
+
+    /// A task manager over a fresh runtime, recording into the store; call
+    /// inside a tokio runtime. `tune` adjusts the configuration.
+    fn manager(&self, tune: impl FnOnce(&mut ManagerConfig)) -> anyhow::Result<TaskManager> {
+        let mut config = ManagerConfig {
             agents: self.agents.clone(),
+            store: Some(self.store()?),
             ..ManagerConfig::default()
         };
+        tune(&mut config);
         Ok(TaskManager::new(
             std::sync::Arc::new(self.runtime()?),
             config,
-        ))
+        )?)
     }
 
     /// A bundle by path, or by name in the registries of `workspace`.
@@ -91,6 +115,7 @@ pub fn main() -> ExitCode {
     let global = Global {
         cache_dir: cli.cache_dir,
         agents: cli.agents,
+        state_dir: cli.state_dir,
     };
     let result = match cli.command {
         Command::Run(args) => run::run(args, &global),
@@ -118,10 +143,23 @@ fn report(err: &anyhow::Error) {
 
 /// Print `value` as one line of JSON on stdout.
 fn print_json(value: &impl serde::Serialize) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string(value).expect("report types serialize")
     );
+}
+
+/// Write one line to stdout; a broken pipe ends the process with exit code 0.
+pub(crate) fn write_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(err) = writeln!(out, "{args}") {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {err}");
+        std::process::exit(2);
+    }
 }
 
 /// The workspace to use: `--workspace`, else the current directory.

@@ -77,7 +77,7 @@ pub fn run(args: RunArgs, global: &Global) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let (snapshot, result) = tokio.block_on(async {
-        let manager = global.manager()?;
+        let manager = global.manager(|_| {})?;
         let id = manager.launch(request).await?;
         let progress = Progress::new(&name, std::io::stderr().is_terminal() && !args.json);
         let mut events = manager.subscribe(&id)?;
@@ -158,30 +158,30 @@ fn print_human(name: &str, task_id: &str, result: &TaskResult) {
         "✗"
     };
     let took = format_duration(std::time::Duration::from_millis(result.usage.duration_ms));
-    println!("{mark} {name} {} in {took} (task {task_id})", result.status);
+    outln!("{mark} {name} {} in {took} (task {task_id})", result.status);
     if let Some(error) = &result.error {
-        println!("error[{}]: {}", error.kind, error.message);
+        outln!("error[{}]: {}", error.kind, error.message);
     }
     if let Some(summary) = &result.summary {
-        println!("\n{}", summary.trim_end());
+        outln!("\n{}", summary.trim_end());
     }
     if !result.files.is_empty() || result.files.incomplete {
-        println!("\nfile results:");
+        outln!("\nfile results:");
         for (label, changes) in [
             ("created", &result.files.created),
             ("modified", &result.files.modified),
             ("deleted", &result.files.deleted),
         ] {
             for change in changes {
-                println!("  {label:<8} {}", change.path);
+                outln!("  {label:<8} {}", change.path);
             }
         }
         if result.files.incomplete {
-            println!("  (incomplete: the writable area has too many entries to track)");
+            outln!("  (incomplete: the writable area has too many entries to track)");
         }
     }
     if !result.output.text.is_empty() {
-        println!(
+        outln!(
             "\noutput ({} bytes):\n{}",
             result.output.bytes,
             result.output.text.trim_end()

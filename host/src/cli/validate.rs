@@ -78,25 +78,26 @@ pub fn run(args: ValidateArgs, global: &Global) -> anyhow::Result<ExitCode> {
         CacheOutcome::Rebuilt { reason } => format!("recompiled: {reason}"),
     };
     let tools: Vec<&str> = manifest.tools.iter().map(|t| t.name()).collect();
-    println!("✓ subagent `{}` is valid", manifest.name);
-    println!("  description  {}", manifest.description);
-    println!("  manifest     {}", manifest.path.display());
-    println!("  component    {} ({cache})", manifest.component.display());
-    println!("  sha256       {}", component.digest);
-    println!("  exports      {}", component.exports.join(", "));
-    println!(
+    outln!("✓ subagent `{}` is valid", manifest.name);
+    outln!("  description  {}", manifest.description);
+    outln!("  manifest     {}", manifest.path.display());
+    outln!("  component    {} ({cache})", manifest.component.display());
+    outln!("  sha256       {}", component.digest);
+    outln!("  exports      {}", component.exports.join(", "));
+    outln!(
         "  imports      {}",
         component.imports.join("\n               ")
     );
-    println!(
+    outln!(
         "  permissions  {}: writes {}",
-        plan.permissions.mode, plan.permissions.writes
+        plan.permissions.mode,
+        plan.permissions.writes
     );
-    println!(
+    outln!(
         "  workspace    {} (read-only at /workspace)",
         plan.sandbox.workspace().display()
     );
-    println!(
+    outln!(
         "  tools        {}",
         if tools.is_empty() {
             "none".to_owned()
@@ -104,11 +105,11 @@ pub fn run(args: ValidateArgs, global: &Global) -> anyhow::Result<ExitCode> {
             tools.join(", ")
         }
     );
-    println!(
+    outln!(
         "  model        {}",
         manifest.model.as_deref().unwrap_or("none")
     );
-    println!("  limits       {}", plan.limits);
-    println!("  denied       network, environment variables, arguments, host stdio");
+    outln!("  limits       {}", plan.limits);
+    outln!("  denied       network, environment variables, arguments, host stdio");
     Ok(ExitCode::SUCCESS)
 }

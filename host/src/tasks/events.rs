@@ -6,13 +6,14 @@
 //! ([`StreamItem::Lagged`]) instead of slowing the task down.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use crate::sandbox::StreamKind;
+use crate::store::{Store, Write};
 use crate::task::{LogLevel, Progress, TaskError, TaskStatus};
 
 /// Events kept per task for late subscribers; older ones are dropped.
@@ -77,7 +78,7 @@ impl EventKind {
     }
 }
 
-pub(crate) fn now_ms() -> u64 {
+pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -85,11 +86,16 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 /// The event log of one task: sequence numbers, history, live subscribers.
+///
+/// With a store, an event is recorded in the history and published only once
+/// the store has committed it: nobody hears of a change that a crash could
+/// still undo.
 pub(crate) struct EventLog {
     task_id: String,
     inner: Mutex<LogInner>,
     all: broadcast::Sender<TaskEvent>,
     buffer: usize,
+    store: Option<Arc<Store>>,
 }
 
 struct LogInner {
@@ -101,8 +107,16 @@ struct LogInner {
     tx: Option<broadcast::Sender<TaskEvent>>,
 }
 
+/// Runs after an event is published.
+pub(crate) type Then = Box<dyn FnOnce() + Send>;
+
 impl EventLog {
-    pub fn new(task_id: String, all: broadcast::Sender<TaskEvent>, buffer: usize) -> EventLog {
+    pub fn new(
+        task_id: String,
+        all: broadcast::Sender<TaskEvent>,
+        buffer: usize,
+        store: Option<Arc<Store>>,
+    ) -> EventLog {
         EventLog {
             task_id,
             inner: Mutex::new(LogInner {
@@ -113,12 +127,28 @@ impl EventLog {
             }),
             all,
             buffer: buffer.max(1),
+            store,
         }
     }
 
+    pub fn task_id(&self) -> &str {
+        &self.task_id
+    }
+
     /// Record and publish `kind`. Nothing is recorded after the terminal event.
-    /// Returns whether the event was recorded.
-    pub fn emit(&self, kind: EventKind) -> bool {
+    /// Returns whether the event was accepted.
+    pub fn emit(self: &Arc<Self>, kind: EventKind) -> bool {
+        self.emit_then(kind, None, None)
+    }
+
+    /// Like [`EventLog::emit`], writing `before` to the store in the same
+    /// commit, and running `then` once the event is published.
+    pub fn emit_then(
+        self: &Arc<Self>,
+        kind: EventKind,
+        before: Option<Write>,
+        then: Option<Then>,
+    ) -> bool {
         let mut inner = self.inner.lock().unwrap();
         if inner.ended {
             return false;
@@ -131,16 +161,45 @@ impl EventLog {
             kind,
         };
         inner.next_seq += 1;
+        match &self.store {
+            None => {
+                Self::publish(&mut inner, &self.all, event);
+                drop(inner);
+                if let Some(then) = then {
+                    then();
+                }
+            }
+            Some(store) => {
+                // Queued under the lock, so the store sees (and acknowledges)
+                // this task's events in sequence order.
+                if let Some(write) = before {
+                    store.write(write, None);
+                }
+                let log = self.clone();
+                let published = event.clone();
+                store.write(
+                    Write::Event(event),
+                    Some(Box::new(move || {
+                        Self::publish(&mut log.inner.lock().unwrap(), &log.all, published);
+                        if let Some(then) = then {
+                            then();
+                        }
+                    })),
+                );
+            }
+        }
+        true
+    }
+
+    fn publish(inner: &mut LogInner, all: &broadcast::Sender<TaskEvent>, event: TaskEvent) {
         if inner.history.len() == HISTORY {
             inner.history.pop_front();
         }
         inner.history.push_back(event.clone());
-        // Publishing under the lock keeps every subscriber's view in seq order.
         if let Some(tx) = &inner.tx {
             let _ = tx.send(event.clone());
         }
-        let _ = self.all.send(event);
-        true
+        let _ = all.send(event);
     }
 
     /// The history so far, then everything after it, without gap or overlap.

@@ -35,7 +35,9 @@ use crate::task::{
     ErrorKind, Permissions, RunEvent, RunObserver, TaskError, TaskResult, TaskStatus,
 };
 
-use events::{EventLog, now_ms};
+use crate::store::{Control, Store, StoreError, TaskRecord, Write};
+use events::EventLog;
+pub use events::now_ms;
 
 /// The largest follow-up message accepted.
 pub const MAX_MESSAGE: usize = 64 * 1024;
@@ -59,6 +61,11 @@ pub struct ManagerConfig {
     pub agents: Vec<PathBuf>,
     /// Per-subscriber event buffer; a subscriber further behind is told it lagged.
     pub event_buffer: usize,
+    /// Where tasks, events and output are kept durably; `None` keeps them in
+    /// memory only.
+    pub store: Option<Arc<Store>>,
+    /// Terminal tasks older than this are pruned from the store at start.
+    pub retention: Duration,
 }
 
 impl Default for ManagerConfig {
@@ -71,6 +78,8 @@ impl Default for ManagerConfig {
             cancel_grace: Duration::from_secs(2),
             agents: Vec::new(),
             event_buffer: 1024,
+            store: None,
+            retention: crate::store::DEFAULT_RETENTION,
         }
     }
 }
@@ -230,6 +239,8 @@ struct Inner {
     all_events: broadcast::Sender<TaskEvent>,
     handle: tokio::runtime::Handle,
     this: Weak<Inner>,
+    /// This process's id in the store, when there is one.
+    host: Option<String>,
 }
 
 #[derive(Default)]
@@ -248,9 +259,18 @@ struct State {
 /// What a task shares with its observer and its awaiters.
 struct Shared {
     control: Arc<TaskControl>,
-    events: EventLog,
+    events: Arc<EventLog>,
     output: OutputLog,
+    /// The result, once its terminal event is committed and published.
     done: watch::Sender<Option<Arc<TaskResult>>>,
+    /// The status as reported: it changes only once the change is committed.
+    reported: Mutex<TaskStatus>,
+}
+
+impl Shared {
+    fn report(&self, status: TaskStatus) {
+        *self.reported.lock().unwrap() = status;
+    }
 }
 
 struct Entry {
@@ -273,7 +293,6 @@ struct Entry {
     memory: u64,
     /// What it takes to start; taken when the task starts.
     start: Option<Start>,
-    result: Option<Arc<TaskResult>>,
 }
 
 struct Start {
@@ -287,7 +306,7 @@ impl Entry {
             id: id.to_owned(),
             subagent: self.subagent.clone(),
             description: self.description.clone(),
-            status: self.status,
+            status: *self.shared.reported.lock().unwrap(),
             parent_id: self.parent.clone(),
             children: self.children.clone(),
             depth: self.depth,
@@ -298,7 +317,7 @@ impl Entry {
             created_at_ms: self.created_at_ms,
             started_at_ms: self.started_at_ms,
             ended_at_ms: self.ended_at_ms,
-            result: self.result.as_deref().cloned(),
+            result: self.shared.done.borrow().as_deref().cloned(),
         }
     }
 }
@@ -332,23 +351,41 @@ struct OutputEvents(Mutex<Weak<Shared>>);
 impl OutputSink for OutputEvents {
     fn output(&self, stream: StreamKind, offset: u64, bytes: &[u8]) {
         if let Some(shared) = self.0.lock().unwrap().upgrade() {
-            shared.events.emit(EventKind::Output {
-                stream,
+            let chunk = Write::Output {
+                id: shared.events.task_id().to_owned(),
                 offset,
-                len: bytes.len() as u64,
-            });
+                bytes: bytes.to_vec(),
+            };
+            shared.events.emit_then(
+                EventKind::Output {
+                    stream,
+                    offset,
+                    len: bytes.len() as u64,
+                },
+                Some(chunk),
+                None,
+            );
         }
     }
 }
 
 impl TaskManager {
     /// A manager running tasks on `runtime`. Call it inside a tokio runtime;
-    /// tasks run there.
+    /// tasks run there. With a store, it registers as a live host, prunes
+    /// tasks past the retention period, and serves cancel and send requests
+    /// from other processes.
+    ///
+    /// # Errors
+    ///
+    /// When the store cannot register this host or prune.
     ///
     /// # Panics
     ///
     /// Outside a tokio runtime.
-    pub fn new(runtime: Arc<Runtime>, mut config: ManagerConfig) -> TaskManager {
+    pub fn new(
+        runtime: Arc<Runtime>,
+        mut config: ManagerConfig,
+    ) -> Result<TaskManager, StoreError> {
         // Never start more tasks than the engine has instance slots for.
         let slots = runtime.max_instances() as usize;
         if config.max_running == 0 || config.max_running > slots {
@@ -356,6 +393,13 @@ impl TaskManager {
         }
         let (all_events, _) = broadcast::channel(config.event_buffer.max(16) * 4);
         let handle = tokio::runtime::Handle::current();
+        let host = match &config.store {
+            Some(store) => {
+                store.prune(config.retention)?;
+                Some(store.register_host()?)
+            }
+            None => None,
+        };
         let inner = Arc::new_cyclic(|this| Inner {
             runtime,
             config,
@@ -363,8 +407,12 @@ impl TaskManager {
             all_events,
             handle,
             this: this.clone(),
+            host,
         });
-        TaskManager { inner }
+        if inner.host.is_some() {
+            inner.handle.spawn(control_loop(Arc::downgrade(&inner)));
+        }
+        Ok(TaskManager { inner })
     }
 
     pub fn runtime(&self) -> &Arc<Runtime> {
@@ -546,6 +594,7 @@ impl Inner {
                 "the prompt is empty: say what the subagent should do".into(),
             ));
         }
+        let recorded_write = request.write.clone();
         // The parent's ceiling, read once.
         let parent = match &request.parent {
             None => None,
@@ -601,18 +650,28 @@ impl Inner {
         );
         let key = model.clone().unwrap_or_else(|| manifest.name.clone());
         let id = crate::ids::new_task_id();
+        let recorded_request = serde_json::json!({
+            "prompt": request.prompt,
+            "write": recorded_write,
+            "readonly": request.readonly,
+            "timeout_ms": request.timeout.map(|t| t.as_millis() as u64),
+            "model": model,
+            "manifest": manifest.path,
+        });
         let output_sink = Arc::new(OutputEvents(Mutex::new(Weak::new())));
         let output = OutputLog::new(plan.limits.output, Some(output_sink.clone()));
         let (done, _) = watch::channel(None);
         let shared = Arc::new(Shared {
             control: TaskControl::new(),
-            events: EventLog::new(
+            events: Arc::new(EventLog::new(
                 id.clone(),
                 self.all_events.clone(),
                 self.config.event_buffer,
-            ),
+                self.config.store.clone(),
+            )),
             output: output.clone(),
             done,
+            reported: Mutex::new(TaskStatus::Queued),
         });
         *output_sink.0.lock().unwrap() = Arc::downgrade(&shared);
         let spawner: Option<Arc<dyn Spawner>> = plan
@@ -657,8 +716,29 @@ impl Inner {
             deadline: None,
             memory: plan.limits.memory,
             start: Some(Start { component, spec }),
-            result: None,
         };
+        let record = self.host.as_ref().map(|host| {
+            Box::new(TaskRecord {
+                id: id.clone(),
+                subagent: entry.subagent.clone(),
+                description: entry.description.clone(),
+                status: TaskStatus::Queued,
+                parent_id: entry.parent.clone(),
+                depth: entry.depth,
+                key: key.clone(),
+                model: entry.model.clone(),
+                workspace: entry.workspace.display().to_string(),
+                request: recorded_request,
+                permissions: serde_json::to_value(&entry.permissions)
+                    .expect("permissions serialize"),
+                result: None,
+                created_at_ms: entry.created_at_ms,
+                started_at_ms: None,
+                ended_at_ms: None,
+                owner: host.clone(),
+            })
+        });
+        let (committed, accepted) = tokio::sync::oneshot::channel::<()>();
 
         let starts = {
             let mut state = self.lock();
@@ -678,11 +758,19 @@ impl Inner {
                     None => return Err(ManagerError::NotFound(parent_id.clone())),
                 }
             }
-            shared.events.emit(EventKind::Queued {
-                subagent: entry.subagent.clone(),
-                key: key.clone(),
-                parent_id: request.parent,
-            });
+            // The task row commits with its first event; the id is returned
+            // only after that.
+            shared.events.emit_then(
+                EventKind::Queued {
+                    subagent: entry.subagent.clone(),
+                    key: key.clone(),
+                    parent_id: request.parent,
+                },
+                record.map(Write::InsertTask),
+                Some(Box::new(move || {
+                    let _ = committed.send(());
+                })),
+            );
             state.tasks.insert(id.clone(), entry);
             state.order.push(id.clone());
             let ticket = state.next_ticket;
@@ -695,6 +783,7 @@ impl Inner {
             self.schedule(&mut state)
         };
         self.start_all(starts);
+        let _ = accepted.await;
         Ok(id)
     }
 
@@ -766,7 +855,12 @@ impl Inner {
             entry.started_at_ms = Some(now_ms());
             let start = entry.start.take().expect("a queued task has its start");
             entry.deadline = Some(Instant::now() + start.spec.limits.timeout);
-            entry.shared.events.emit(EventKind::Started);
+            let shared = entry.shared.clone();
+            entry.shared.events.emit_then(
+                EventKind::Started,
+                None,
+                Some(Box::new(move || shared.report(TaskStatus::Running))),
+            );
             starts.push((id, entry.shared.clone(), start));
         }
         state.queues.retain(|_, queue| !queue.is_empty());
@@ -833,13 +927,27 @@ impl Inner {
         entry.status = result.status;
         entry.ended_at_ms = Some(now_ms());
         entry.start = None;
-        let result = Arc::new(result);
-        entry.result = Some(result.clone());
-        entry.shared.events.emit(EventKind::Terminal {
-            status: result.status,
+        // The result commits with the terminal event; awaiters hear of it
+        // only after that.
+        let status = result.status;
+        let terminal = EventKind::Terminal {
+            status,
             error: result.error.clone(),
-        });
-        entry.shared.done.send_replace(Some(result));
+        };
+        let record = Write::Result {
+            id: id.to_owned(),
+            result: Box::new(result.clone()),
+        };
+        let shared = entry.shared.clone();
+        let result = Arc::new(result);
+        entry.shared.events.emit_then(
+            terminal,
+            Some(record),
+            Some(Box::new(move || {
+                shared.report(status);
+                shared.done.send_replace(Some(result));
+            })),
+        );
         let key = entry.key.clone();
         match was {
             TaskStatus::Running => {
@@ -1025,6 +1133,14 @@ impl Inner {
     }
 
     async fn shutdown(&self, grace: Duration) {
+        self.stop_tasks(grace).await;
+        if let (Some(store), Some(host)) = (&self.config.store, &self.host) {
+            store.flush().await;
+            store.unregister_host(host);
+        }
+    }
+
+    async fn stop_tasks(&self, grace: Duration) {
         let (running, receivers) = {
             let mut state = self.lock();
             state.shutting_down = true;
@@ -1100,5 +1216,37 @@ fn effective_model(requested: Option<String>, parent: Option<String>) -> Option<
         Some(model) if model == "inherit" => parent,
         Some(model) => Some(model),
         None => None,
+    }
+}
+
+/// With a store: heartbeat, and apply the cancel and send requests other
+/// processes leave for this host's tasks. Ends when the manager is dropped.
+async fn control_loop(inner: Weak<Inner>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_beat = Instant::now();
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        let (Some(store), Some(host)) = (&inner.config.store, &inner.host) else {
+            return;
+        };
+        if last_beat.elapsed() >= crate::store::HEARTBEAT {
+            store.heartbeat(host);
+            last_beat = Instant::now();
+        }
+        let Ok(requests) = store.pending_controls(host) else {
+            continue;
+        };
+        for request in requests {
+            let outcome = match &request.control {
+                Control::Cancel => inner.cancel(&request.task_id, None),
+                Control::Send(text) => inner.send_message(&request.task_id, text.clone(), None),
+            };
+            store.control_done(
+                request.id,
+                outcome.map_or_else(|e| format!("error: {e}"), |()| "ok".to_owned()),
+            );
+        }
     }
 }

@@ -244,6 +244,201 @@ pub mod children {
     }
 }
 
+/// Model calls, for subagents whose manifest grants `tools = ["model"]`.
+///
+/// The host brokers every call: the guest names no model, key or URL; the
+/// host uses the task's effective model and counts its tokens.
+///
+/// ```ignore
+/// use subagent_sdk::model::{self, ChatRequest, Message};
+///
+/// let request = ChatRequest::new(
+///     vec![Message::system("Answer in one word."), Message::user("Capital of France?")],
+///     Vec::new(),
+/// );
+/// let answer = model::complete(&request)?;
+/// ```
+pub mod model {
+    use super::bindings::subagent::plugin::model as wit;
+    pub use super::bindings::subagent::plugin::model::{
+        ChatRequest, ChatResponse, Message, ModelError, RateLimit, Role, StopReason, ToolCall,
+        ToolDefinition, Usage,
+    };
+
+    impl Message {
+        /// A system message.
+        pub fn system(text: impl Into<String>) -> Self {
+            Message::plain(Role::System, text.into())
+        }
+
+        /// A user message.
+        pub fn user(text: impl Into<String>) -> Self {
+            Message::plain(Role::User, text.into())
+        }
+
+        /// An assistant message: its text and the tools it called (echo a
+        /// response's `content` and `tool_calls` back into the history).
+        pub fn assistant(text: impl Into<String>, tool_calls: Vec<ToolCall>) -> Self {
+            Message {
+                role: Role::Assistant,
+                content: text.into(),
+                tool_calls,
+                tool_call_id: None,
+            }
+        }
+
+        /// The result of the tool call with id `call_id`.
+        pub fn tool_result(call_id: impl Into<String>, text: impl Into<String>) -> Self {
+            Message {
+                role: Role::Tool,
+                content: text.into(),
+                tool_calls: Vec::new(),
+                tool_call_id: Some(call_id.into()),
+            }
+        }
+
+        fn plain(role: Role, content: String) -> Self {
+            Message {
+                role,
+                content,
+                tool_calls: Vec::new(),
+                tool_call_id: None,
+            }
+        }
+    }
+
+    impl ToolDefinition {
+        /// A tool whose arguments object is described by the JSON Schema `schema`.
+        pub fn new(
+            name: impl Into<String>,
+            description: impl Into<String>,
+            schema: serde_json::Value,
+        ) -> Self {
+            ToolDefinition {
+                name: name.into(),
+                description: description.into(),
+                parameters: schema.to_string(),
+            }
+        }
+    }
+
+    impl ToolCall {
+        /// The arguments, parsed.
+        ///
+        /// # Errors
+        ///
+        /// When the model sent arguments that are not JSON.
+        pub fn args(&self) -> Result<serde_json::Value, serde_json::Error> {
+            if self.arguments.trim().is_empty() {
+                return Ok(serde_json::Value::Object(Default::default()));
+            }
+            serde_json::from_str(&self.arguments)
+        }
+    }
+
+    impl ChatRequest {
+        /// A request with `messages` and `tools`, and the host's defaults for
+        /// `max_tokens` and `temperature`.
+        pub fn new(messages: Vec<Message>, tools: Vec<ToolDefinition>) -> Self {
+            ChatRequest {
+                messages,
+                tools,
+                max_tokens: None,
+                temperature: None,
+            }
+        }
+    }
+
+    impl ModelError {
+        /// `kind: message`, for people.
+        pub fn describe(&self) -> String {
+            let (kind, message) = match self {
+                ModelError::Auth(m) => ("auth", m),
+                ModelError::RateLimited(limit) => {
+                    return match limit.retry_after_ms {
+                        Some(ms) => {
+                            format!("rate limited: {} (retry after {ms} ms)", limit.message)
+                        }
+                        None => format!("rate limited: {}", limit.message),
+                    };
+                }
+                ModelError::Timeout(m) => ("timeout", m),
+                ModelError::BadRequest(m) => ("bad request", m),
+                ModelError::Unavailable(m) => ("unavailable", m),
+                ModelError::Denied(m) => ("denied", m),
+                ModelError::BudgetExceeded(m) => ("budget exceeded", m),
+            };
+            format!("{kind}: {message}")
+        }
+    }
+
+    impl From<ModelError> for super::RunError {
+        fn from(err: ModelError) -> Self {
+            super::RunError::Failed(err.describe())
+        }
+    }
+
+    /// One chat completion with the task's effective model.
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError`]: `denied` without the `model` grant, `budget-exceeded`
+    /// once `limits.tokens` is used up, and the provider's failures.
+    pub fn complete(request: &ChatRequest) -> Result<ChatResponse, ModelError> {
+        wit::complete(request)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn messages_carry_their_role_and_ids() {
+            let call = ToolCall {
+                id: "c1".into(),
+                name: "finish".into(),
+                arguments: r#"{"summary": "done"}"#.into(),
+            };
+            let assistant = Message::assistant("", vec![call.clone()]);
+            assert!(matches!(assistant.role, Role::Assistant));
+            assert_eq!(assistant.tool_calls[0].id, "c1");
+            let result = Message::tool_result("c1", "ok");
+            assert!(matches!(result.role, Role::Tool));
+            assert_eq!(result.tool_call_id.as_deref(), Some("c1"));
+            assert!(matches!(Message::system("s").role, Role::System));
+            assert!(Message::user("u").tool_call_id.is_none());
+            assert_eq!(call.args().unwrap()["summary"], "done");
+        }
+
+        #[test]
+        fn tool_definitions_hold_the_schema_as_json() {
+            let tool = ToolDefinition::new(
+                "read_file",
+                "Read a file",
+                serde_json::json!({"type": "object"}),
+            );
+            assert_eq!(tool.parameters, r#"{"type":"object"}"#);
+        }
+
+        #[test]
+        fn errors_describe_themselves() {
+            let limited = ModelError::RateLimited(RateLimit {
+                message: "slow down".into(),
+                retry_after_ms: Some(1500),
+            });
+            assert_eq!(
+                limited.describe(),
+                "rate limited: slow down (retry after 1500 ms)"
+            );
+            let budget = ModelError::BudgetExceeded("used 1000 of 1000 tokens".into());
+            assert!(matches!(
+                crate::RunError::from(budget),
+                crate::RunError::Failed(m) if m == "budget exceeded: used 1000 of 1000 tokens"
+            ));
+        }
+    }
+}
+
 /// True once the task has been asked to stop: return `RunError::Cancelled`
 /// soon after.
 pub fn cancelled() -> bool {

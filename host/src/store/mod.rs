@@ -1,0 +1,781 @@
+//! The durable task store: tasks, their events and output in SQLite (WAL),
+//! shared safely by every `subagent` process on the machine.
+//!
+//! - **Durable before reported.** All writes go through one writer thread
+//!   that commits them in batches (group commit, `synchronous = FULL`) and
+//!   only then runs each write's acknowledgement: publishing the event,
+//!   releasing awaiters, returning a launched id.
+//! - **Crash recovery.** Each host process registers itself and heartbeats.
+//!   Opening the store marks the unfinished tasks of dead hosts (no
+//!   heartbeat within the lease, or a pid that no longer runs on this
+//!   machine) `interrupted`; finished results are never touched, and two
+//!   live hosts never take each other's tasks.
+//! - **Control across processes.** `cancel` and `send` from another process
+//!   are rows in `control`, which the owning host polls every 50 ms.
+//! - **Retention.** Terminal tasks older than the retention period are pruned.
+
+mod schema;
+
+pub use schema::SCHEMA_VERSION;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use serde::{Deserialize, Serialize};
+
+use crate::task::{ErrorKind, TaskError, TaskResult, TaskStatus};
+use crate::tasks::{EventKind, TaskEvent};
+
+/// How long a host may go without a heartbeat before its tasks count as orphaned.
+pub const LEASE: Duration = Duration::from_secs(10);
+/// How often a host heartbeats.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+/// Default retention of terminal tasks.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The store's file name inside the state directory.
+pub const STORE_FILE: &str = "tasks.db";
+
+/// Why the store cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the task store `{}`: {source}\n  = help: check that the directory is writable, or pass another --state-dir", path.display())]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("the task store `{}` is not a valid database ({detail})\n  = help: it was left untouched; move it aside (for example `mv {} {}.corrupt`) and a new store will be created", path.display(), path.display(), path.display())]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("the task store `{}` was written by a newer subagent (schema version {found}; this build knows up to {known})\n  = help: upgrade subagent, or pass another --state-dir; the store was left untouched", path.display())]
+    Newer {
+        path: PathBuf,
+        found: u32,
+        known: u32,
+    },
+    #[error("task store error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("no task `{0}` in the store")]
+    NotFound(String),
+}
+
+/// A task as the store records it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TaskRecord {
+    pub id: String,
+    pub subagent: String,
+    pub description: String,
+    pub status: TaskStatus,
+    pub parent_id: Option<String>,
+    pub depth: u32,
+    pub key: String,
+    pub model: Option<String>,
+    pub workspace: String,
+    /// The launch request: prompt, write narrowing, readonly, timeout, model.
+    pub request: serde_json::Value,
+    /// Effective permissions.
+    pub permissions: serde_json::Value,
+    pub result: Option<TaskResult>,
+    pub created_at_ms: u64,
+    pub started_at_ms: Option<u64>,
+    pub ended_at_ms: Option<u64>,
+    /// The host process that owns (runs) the task.
+    pub owner: String,
+}
+
+/// Which tasks [`Store::tasks`] returns.
+#[derive(Clone, Debug, Default)]
+pub struct TaskQuery {
+    pub statuses: Vec<TaskStatus>,
+    pub subagent: Option<String>,
+    pub parent: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// A cancel or follow-up message for a task owned by another process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Control {
+    Cancel,
+    Send(String),
+}
+
+/// One pending control request, as its owner sees it.
+#[derive(Clone, Debug)]
+pub struct ControlRequest {
+    pub id: i64,
+    pub task_id: String,
+    pub control: Control,
+}
+
+/// What a write does; see [`Store::write`].
+pub(crate) enum Write {
+    InsertTask(Box<TaskRecord>),
+    /// An event; `started` and terminal events also update the task row.
+    Event(TaskEvent),
+    Result {
+        id: String,
+        result: Box<TaskResult>,
+    },
+    Output {
+        id: String,
+        offset: u64,
+        bytes: Vec<u8>,
+    },
+    Heartbeat {
+        host: String,
+        at_ms: u64,
+    },
+    ControlDone {
+        id: i64,
+        outcome: String,
+    },
+    /// Nothing; its acknowledgement says everything before it is committed.
+    Flush,
+}
+
+struct Op {
+    write: Write,
+    ack: Option<Box<dyn FnOnce() + Send>>,
+}
+
+/// The task store. Cheap to share behind an `Arc`.
+pub struct Store {
+    path: PathBuf,
+    writer: Mutex<mpsc::Sender<Op>>,
+    /// For reads and for the few writes that need an answer.
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    crate::tasks::now_ms()
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|source| StoreError::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    let corrupt = |e: rusqlite::Error| StoreError::Corrupt {
+        path: path.to_owned(),
+        detail: e.to_string(),
+    };
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(corrupt)?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+impl Store {
+    /// The store in `state_dir` (created if missing): migrate the schema,
+    /// mark the unfinished tasks of dead hosts `interrupted`, and start the
+    /// writer.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`] for a file that is not a database,
+    /// [`StoreError::Newer`] for a schema from a newer build, or an I/O error.
+    pub fn open(state_dir: &Path) -> Result<Arc<Store>, StoreError> {
+        std::fs::create_dir_all(state_dir).map_err(|e| StoreError::Open {
+            path: state_dir.to_owned(),
+            source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+        })?;
+        let path = state_dir.join(STORE_FILE);
+        let conn = open_connection(&path)?;
+        schema::migrate(&conn, &path)?;
+        let writer_conn = open_connection(&path)?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("subagent-store".into())
+            .spawn(move || writer(writer_conn, rx))
+            .map_err(|e| StoreError::Open {
+                path: path.clone(),
+                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            })?;
+        let store = Arc::new(Store {
+            path,
+            writer: Mutex::new(tx),
+            conn: Mutex::new(conn),
+        });
+        store.recover()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Queue a write; `ack` runs on the writer thread once it is committed.
+    pub(crate) fn write(&self, write: Write, ack: Option<Box<dyn FnOnce() + Send>>) {
+        // The writer lives as long as the store; a send can only fail during teardown.
+        let _ = self.writer.lock().unwrap().send(Op { write, ack });
+    }
+
+    /// Wait until everything queued so far is committed.
+    pub async fn flush(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.write(
+            Write::Flush,
+            Some(Box::new(move || {
+                let _ = tx.send(());
+            })),
+        );
+        let _ = rx.await;
+    }
+
+    /// Register a live host process; returns its id.
+    ///
+    /// # Errors
+    ///
+    /// SQL errors.
+    pub fn register_host(&self) -> Result<String, StoreError> {
+        let id = format!(
+            "h-{:x}-{}",
+            std::process::id(),
+            crate::ids::new_task_id().trim_start_matches("t-")
+        );
+        let now = now_ms();
+        self.conn.lock().unwrap().execute(
+            "INSERT INTO hosts (id, pid, hostname, started_at_ms, heartbeat_at_ms) VALUES (?1, ?2, ?3, ?4, ?4)",
+            params![id, std::process::id(), hostname(), now],
+        )?;
+        Ok(id)
+    }
+
+    /// Forget a host that stopped cleanly.
+    pub fn unregister_host(&self, host: &str) {
+        let _ = self
+            .conn
+            .lock()
+            .unwrap()
+            .execute("DELETE FROM hosts WHERE id = ?1", params![host]);
+    }
+
+    pub(crate) fn heartbeat(&self, host: &str) {
+        self.write(
+            Write::Heartbeat {
+                host: host.to_owned(),
+                at_ms: now_ms(),
+            },
+            None,
+        );
+    }
+
+    /// Mark the unfinished tasks of dead hosts `interrupted`, each with a
+    /// terminal event; returns their ids.
+    ///
+    /// # Errors
+    ///
+    /// SQL errors.
+    pub fn recover(&self) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn.lock().unwrap();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let hosts: Vec<(String, u32, String, u64)> = {
+            let mut stmt = tx.prepare("SELECT id, pid, hostname, heartbeat_at_ms FROM hosts")?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .collect::<Result<_, _>>()?
+        };
+        let here = hostname();
+        let now = now_ms();
+        let dead: Vec<(String, u32)> = hosts
+            .into_iter()
+            .filter(|(_, pid, host, beat)| {
+                let stale = now.saturating_sub(*beat) > LEASE.as_millis() as u64;
+                let gone = *host == here && !pid_alive(*pid);
+                stale || gone
+            })
+            .map(|(id, pid, _, _)| (id, pid))
+            .collect();
+        let mut recovered = Vec::new();
+        {
+            let mut orphans = tx.prepare(
+                "SELECT id, owner FROM tasks WHERE status IN ('queued', 'running')
+                 AND (owner NOT IN (SELECT id FROM hosts) OR owner IN (SELECT value FROM json_each(?1)))",
+            )?;
+            let dead_ids =
+                serde_json::to_string(&dead.iter().map(|(id, _)| id).collect::<Vec<_>>())
+                    .expect("strings serialize");
+            let rows: Vec<(String, String)> = orphans
+                .query_map(params![dead_ids], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            for (id, owner) in rows {
+                let pid = dead.iter().find(|(h, _)| *h == owner).map(|(_, pid)| *pid);
+                let who = pid.map_or_else(
+                    || "its host process".to_owned(),
+                    |pid| format!("host process {pid}"),
+                );
+                let message = format!(
+                    "{who} stopped before the task ended (found by process {})",
+                    std::process::id()
+                );
+                let result = TaskResult::failure(TaskError::new(ErrorKind::Interrupted, message));
+                let seq: u64 = tx.query_row(
+                    "SELECT COALESCE(MAX(seq) + 1, 0) FROM events WHERE task_id = ?1",
+                    params![id],
+                    |r| r.get(0),
+                )?;
+                let event = TaskEvent {
+                    task_id: id.clone(),
+                    seq,
+                    at_ms: now,
+                    kind: EventKind::Terminal {
+                        status: TaskStatus::Interrupted,
+                        error: result.error.clone(),
+                    },
+                };
+                apply(
+                    &tx,
+                    &Write::Result {
+                        id: id.clone(),
+                        result: Box::new(result),
+                    },
+                )?;
+                apply(&tx, &Write::Event(event))?;
+                recovered.push(id);
+            }
+        }
+        for (id, _) in &dead {
+            tx.execute("DELETE FROM hosts WHERE id = ?1", params![id])?;
+        }
+        tx.commit()?;
+        Ok(recovered)
+    }
+
+    /// Delete terminal tasks that ended more than `older_than` ago, with their
+    /// events, output and control rows; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// SQL errors.
+    pub fn prune(&self, older_than: Duration) -> Result<usize, StoreError> {
+        let cutoff = now_ms().saturating_sub(older_than.as_millis() as u64);
+        let mut conn = self.conn.lock().unwrap();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let ids: Vec<String> = {
+            let mut stmt = tx.prepare(
+                "SELECT id FROM tasks WHERE status NOT IN ('queued', 'running') AND ended_at_ms IS NOT NULL AND ended_at_ms < ?1",
+            )?;
+            stmt.query_map(params![cutoff], |r| r.get(0))?
+                .collect::<Result<_, _>>()?
+        };
+        for id in &ids {
+            for table in ["events", "output", "control"] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE task_id = ?1"),
+                    params![id],
+                )?;
+            }
+            tx.execute("DELETE FROM tasks WHERE id = ?1", params![id])?;
+        }
+        tx.commit()?;
+        Ok(ids.len())
+    }
+
+    /// Tasks matching `query`, newest first.
+    ///
+    /// # Errors
+    ///
+    /// SQL errors.
+    pub fn tasks(&self, query: &TaskQuery) -> Result<Vec<TaskRecord>, StoreError> {
+        let conn = self.conn.lock().unwrap();
+        let mut sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE 1 = 1");
+        let mut args: Vec<String> = Vec::new();
+        if !query.statuses.is_empty() {
+            args.push(
+                serde_json::to_string(
+                    &query
+                        .statuses
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>(),
+                )
+                .expect("strings"),
+            );
+            sql += &format!(
+                " AND status IN (SELECT value FROM json_each(?{}))",
+                args.len()
+            );
+        }
+        if let Some(subagent) = &query.subagent {
+            args.push(subagent.clone());
+            sql += &format!(" AND subagent = ?{}", args.len());
+        }
+        if let Some(parent) = &query.parent {
+            args.push(parent.clone());
+            sql += &format!(" AND parent_id = ?{}", args.len());
+        }
+        sql += " ORDER BY created_at_ms DESC, id DESC";
+        if let Some(limit) = query.limit {
+            sql += &format!(" LIMIT {limit}");
+        }
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), task_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One task.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`], or SQL errors.
+    pub fn task(&self, id: &str) -> Result<TaskRecord, StoreError> {
+        let conn = self.conn.lock().unwrap();
+        conn.query_row(
+            &format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"),
+            params![id],
+            task_from_row,
+        )
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(id.to_owned()))
+    }
+
+    /// A task's events with `seq >= from`, in order.
+    ///
+    /// # Errors
+    ///
+    /// SQL errors.
+    pub fn events(&self, id: &str, from: u64) -> Result<Vec<TaskEvent>, StoreError> {
+        let conn = self.conn.lock().unwrap();
+        let mut stmt =
+            conn.prepare("SELECT body FROM events WHERE task_id = ?1 AND seq >= ?2 ORDER BY seq")?;
+        let rows = stmt.query_map(params![id, from], |r| r.get::<_, String>(0))?;
+        let mut events = Vec::new();
+        for body in rows {
+            let body = body?;
+            match serde_json::from_str(&body) {
+                Ok(event) => events.push(event),
+                Err(e) => {
+                    return Err(StoreError::Corrupt {
+                        path: self.path.clone(),
+                        detail: format!("an event of task {id} does not parse: {e}"),
+                    });
+                }
+            }
+        }
+        Ok(events)
+    }
+
+    /// Up to `max` bytes of a task's output from byte `offset`, and the total
+    /// stored so far.
+    ///
+    /// # Errors
+    ///
+    /// SQL errors.
+    pub fn output(&self, id: &str, offset: u64, max: usize) -> Result<(Vec<u8>, u64), StoreError> {
+        let conn = self.conn.lock().unwrap();
+        let total: u64 = conn.query_row(
+            "SELECT COALESCE(MAX(byte_offset + length(data)), 0) FROM output WHERE task_id = ?1",
+            params![id],
+            |r| r.get(0),
+        )?;
+        let mut stmt = conn.prepare(
+            "SELECT byte_offset, data FROM output WHERE task_id = ?1 AND byte_offset + length(data) > ?2 ORDER BY byte_offset",
+        )?;
+        let mut bytes = Vec::new();
+        let mut rows = stmt.query(params![id, offset])?;
+        while let Some(row) = rows.next()? {
+            let start: u64 = row.get(0)?;
+            let data: Vec<u8> = row.get(1)?;
+            let skip = offset.saturating_sub(start) as usize;
+            bytes.extend_from_slice(&data[skip.min(data.len())..]);
+            if bytes.len() >= max {
+                bytes.truncate(max);
+                break;
+            }
+        }
+        Ok((bytes, total))
+    }
+
+    /// Ask the process that owns task `id` to cancel it or deliver a message.
+    /// Returns the request's id, to wait for its outcome.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] for an unknown task.
+    pub fn request_control(&self, id: &str, control: &Control) -> Result<i64, StoreError> {
+        let conn = self.conn.lock().unwrap();
+        let owner: String = conn
+            .query_row("SELECT owner FROM tasks WHERE id = ?1", params![id], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+        let (kind, text) = match control {
+            Control::Cancel => ("cancel", None),
+            Control::Send(text) => ("send", Some(text.as_str())),
+        };
+        conn.execute(
+            "INSERT INTO control (task_id, owner, kind, text, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, owner, kind, text, now_ms()],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// The outcome of a control request, once its owner handled it.
+    ///
+    /// # Errors
+    ///
+    /// SQL errors.
+    pub fn control_outcome(&self, request: i64) -> Result<Option<String>, StoreError> {
+        let conn = self.conn.lock().unwrap();
+        Ok(conn
+            .query_row(
+                "SELECT outcome FROM control WHERE id = ?1",
+                params![request],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
+    /// Control requests waiting for `host`.
+    pub(crate) fn pending_controls(&self, host: &str) -> Result<Vec<ControlRequest>, StoreError> {
+        let conn = self.conn.lock().unwrap();
+        let mut stmt = conn.prepare("SELECT id, task_id, kind, text FROM control WHERE owner = ?1 AND outcome IS NULL ORDER BY id")?;
+        let rows = stmt.query_map(params![host], |r| {
+            let kind: String = r.get(2)?;
+            let text: Option<String> = r.get(3)?;
+            Ok(ControlRequest {
+                id: r.get(0)?,
+                task_id: r.get(1)?,
+                control: if kind == "cancel" {
+                    Control::Cancel
+                } else {
+                    Control::Send(text.unwrap_or_default())
+                },
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub(crate) fn control_done(&self, id: i64, outcome: String) {
+        self.write(Write::ControlDone { id, outcome }, None);
+    }
+
+    /// Whether the host that owns a task is alive.
+    ///
+    /// # Errors
+    ///
+    /// SQL errors.
+    pub fn owner_alive(&self, owner: &str) -> Result<bool, StoreError> {
+        let conn = self.conn.lock().unwrap();
+        let row: Option<(u32, String, u64)> = conn
+            .query_row(
+                "SELECT pid, hostname, heartbeat_at_ms FROM hosts WHERE id = ?1",
+                params![owner],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        Ok(row.is_some_and(|(pid, host, beat)| {
+            now_ms().saturating_sub(beat) <= LEASE.as_millis() as u64
+                && (host != hostname() || pid_alive(pid))
+        }))
+    }
+}
+
+const TASK_COLUMNS: &str = "id, subagent, description, status, parent_id, depth, key, model, workspace, request, permissions, result, created_at_ms, started_at_ms, ended_at_ms, owner";
+
+fn task_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TaskRecord> {
+    let json = |i: usize| -> rusqlite::Result<serde_json::Value> {
+        let text: String = r.get(i)?;
+        Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+    };
+    let status: String = r.get(3)?;
+    let result: Option<String> = r.get(11)?;
+    Ok(TaskRecord {
+        id: r.get(0)?,
+        subagent: r.get(1)?,
+        description: r.get(2)?,
+        status: serde_json::from_value(serde_json::Value::String(status))
+            .unwrap_or(TaskStatus::Interrupted),
+        parent_id: r.get(4)?,
+        depth: r.get(5)?,
+        key: r.get(6)?,
+        model: r.get(7)?,
+        workspace: r.get(8)?,
+        request: json(9)?,
+        permissions: json(10)?,
+        result: result.and_then(|r| serde_json::from_str(&r).ok()),
+        created_at_ms: r.get(12)?,
+        started_at_ms: r.get(13)?,
+        ended_at_ms: r.get(14)?,
+        owner: r.get(15)?,
+    })
+}
+
+/// Apply one write inside a transaction.
+fn apply(tx: &rusqlite::Transaction<'_>, write: &Write) -> rusqlite::Result<()> {
+    match write {
+        Write::InsertTask(t) => {
+            tx.execute(
+                "INSERT INTO tasks (id, subagent, description, status, parent_id, depth, key, model, workspace, request, permissions, created_at_ms, owner)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                params![
+                    t.id,
+                    t.subagent,
+                    t.description,
+                    t.status.as_str(),
+                    t.parent_id,
+                    t.depth,
+                    t.key,
+                    t.model,
+                    t.workspace,
+                    t.request.to_string(),
+                    t.permissions.to_string(),
+                    t.created_at_ms,
+                    t.owner
+                ],
+            )?;
+        }
+        Write::Event(event) => {
+            let body = serde_json::to_string(event).expect("events serialize");
+            let kind = match &event.kind {
+                EventKind::Queued { .. } => "queued",
+                EventKind::Started => "started",
+                EventKind::Progress { .. } => "progress",
+                EventKind::Log { .. } => "log",
+                EventKind::Output { .. } => "output",
+                EventKind::MessageDelivered { .. } => "message_delivered",
+                EventKind::MessageRead { .. } => "message_read",
+                EventKind::Terminal { .. } => "terminal",
+            };
+            tx.execute(
+                "INSERT OR IGNORE INTO events (task_id, seq, at_ms, type, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![event.task_id, event.seq, event.at_ms, kind, body],
+            )?;
+            match &event.kind {
+                EventKind::Started => {
+                    tx.execute(
+                        "UPDATE tasks SET status = 'running', started_at_ms = ?2 WHERE id = ?1 AND status = 'queued'",
+                        params![event.task_id, event.at_ms],
+                    )?;
+                }
+                EventKind::Terminal { status, .. } => {
+                    tx.execute(
+                        "UPDATE tasks SET status = ?2, ended_at_ms = ?3 WHERE id = ?1",
+                        params![event.task_id, status.as_str(), event.at_ms],
+                    )?;
+                }
+                _ => {}
+            }
+        }
+        Write::Result { id, result } => {
+            let json = serde_json::to_string(result).expect("results serialize");
+            tx.execute(
+                "UPDATE tasks SET result = ?2 WHERE id = ?1",
+                params![id, json],
+            )?;
+        }
+        Write::Output { id, offset, bytes } => {
+            tx.execute(
+                "INSERT OR IGNORE INTO output (task_id, byte_offset, data) VALUES (?1, ?2, ?3)",
+                params![id, offset, bytes],
+            )?;
+        }
+        Write::Heartbeat { host, at_ms } => {
+            tx.execute(
+                "UPDATE hosts SET heartbeat_at_ms = ?2 WHERE id = ?1",
+                params![host, at_ms],
+            )?;
+        }
+        Write::ControlDone { id, outcome } => {
+            tx.execute(
+                "UPDATE control SET outcome = ?2, handled_at_ms = ?3 WHERE id = ?1",
+                params![id, outcome, now_ms()],
+            )?;
+        }
+        Write::Flush => {}
+    }
+    Ok(())
+}
+
+/// The writer thread: take every queued write, commit them in one
+/// transaction, then acknowledge them in order.
+fn writer(mut conn: Connection, rx: mpsc::Receiver<Op>) {
+    const MAX_BATCH: usize = 4096;
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let mut attempt = 0;
+        loop {
+            let result = (|| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                for op in &batch {
+                    apply(&tx, &op.write)?;
+                }
+                tx.commit()
+            })();
+            match result {
+                Ok(()) => break,
+                Err(err) if attempt < 5 => {
+                    attempt += 1;
+                    eprintln!(
+                        "subagent: task store write failed (attempt {attempt}), retrying: {err}"
+                    );
+                    std::thread::sleep(Duration::from_millis(50 << attempt));
+                }
+                Err(err) => {
+                    // Never leave a task hanging: report on, and say loudly
+                    // that this batch is not durable.
+                    eprintln!(
+                        "subagent: task store write failed, {} writes are not durable: {err}",
+                        batch.len()
+                    );
+                    break;
+                }
+            }
+        }
+        for op in batch {
+            if let Some(ack) = op.ack {
+                ack();
+            }
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Whether a process with this pid runs on this machine. Where that cannot
+/// be told (no /proc), assume it does and rely on the heartbeat lease.
+fn pid_alive(pid: u32) -> bool {
+    if !Path::new("/proc/self").exists() {
+        return true;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // A zombie has exited; it only waits for its parent to reap it.
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// The state directory: `--state-dir`, else `$XDG_STATE_HOME/subagent`,
+/// else `~/.local/state/subagent`.
+pub fn state_dir(arg: Option<&Path>) -> Option<PathBuf> {
+    arg.map(Path::to_owned).or_else(crate::paths::state_dir)
+}
