@@ -2,62 +2,8 @@
 //! and exit codes (0 ok, 1 task failed, 2 usage or input error).
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
 use crate::helpers::*;
-
-fn subagent(args: &[&str]) -> Output {
-    subagent_in(args, None)
-}
-
-fn subagent_in(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_subagent-under-test"));
-    cmd.args(args)
-        .env("SUBAGENT_CACHE_DIR", cache_dir())
-        // No user registry or task store leaks into (or out of) the tests.
-        .env("XDG_CONFIG_HOME", "/nonexistent")
-        .env("XDG_STATE_HOME", state_home())
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    if let Some(text) = stdin {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-    }
-    child.wait_with_output().unwrap()
-}
-
-/// One state directory for the CLI tests of this test run.
-fn state_home() -> &'static Path {
-    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().expect("exited normally")
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 #[test]
 fn run_prints_summary_and_file_results() {

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
@@ -211,4 +212,58 @@ pub fn assert_all_failed(attempts: &[Attempt]) {
         succeeded.is_empty(),
         "these escape attempts succeeded: {succeeded:#?}"
     );
+}
+
+/// The `subagent` CLI, run as a process.
+pub fn subagent(args: &[&str]) -> Output {
+    subagent_in(args, None)
+}
+
+pub fn subagent_in(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_subagent-under-test"));
+    cmd.args(args)
+        .env("SUBAGENT_CACHE_DIR", cache_dir())
+        // No user registry or task store leaks into (or out of) the tests.
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .env("XDG_STATE_HOME", state_home())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    if let Some(text) = stdin {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// One state directory for the CLI tests of this test run.
+pub fn state_home() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn code(out: &Output) -> i32 {
+    out.status.code().expect("exited normally")
+}
+
+pub fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
 }

@@ -11,4 +11,5 @@ mod manifest;
 mod plugins;
 
 mod sandbox;
+mod store;
 mod tasks;

@@ -12,9 +12,14 @@ macro_rules! outln {
 
 mod batch;
 mod build;
+mod control;
 mod list;
+mod logs;
 mod progress;
+mod prune;
 mod run;
+mod show;
+mod tasks;
 mod validate;
 
 use std::path::PathBuf;
@@ -51,6 +56,12 @@ enum Command {
     Validate(validate::ValidateArgs),
     List(list::ListArgs),
     Build(build::BuildArgs),
+    Tasks(tasks::TasksArgs),
+    Show(show::ShowArgs),
+    Logs(logs::LogsArgs),
+    Cancel(control::CancelArgs),
+    Send(control::SendArgs),
+    Prune(prune::PruneArgs),
 }
 
 /// Options every subcommand shares.
@@ -123,6 +134,12 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::run(args, &global),
         Command::List(args) => list::run(args, &global),
         Command::Build(args) => build::run(args, &global),
+        Command::Tasks(args) => tasks::run(args, &global),
+        Command::Show(args) => show::run(args, &global),
+        Command::Logs(args) => logs::run(args, &global),
+        Command::Cancel(args) => control::cancel(args, &global),
+        Command::Send(args) => control::send(args, &global),
+        Command::Prune(args) => prune::run(args, &global),
     };
     match result {
         Ok(code) => code,

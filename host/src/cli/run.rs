@@ -43,6 +43,12 @@ pub struct RunArgs {
     /// Print the result as one JSON object (see README: "JSON output")
     #[arg(long)]
     json: bool,
+    /// Print the task id and return; the task runs on in a detached process
+    #[arg(long, conflicts_with = "json")]
+    background: bool,
+    /// Run under this task id (used by --background for its detached process)
+    #[arg(long, hide = true, value_name = "ID")]
+    assign_id: Option<String>,
 }
 
 /// The `--json` form of a run's result. Stable: fields are only ever added.
@@ -61,17 +67,28 @@ struct RunReport<'a> {
 }
 
 pub fn run(args: RunArgs, global: &Global) -> anyhow::Result<ExitCode> {
-    let workspace = workspace(args.workspace)?;
+    let workspace = workspace(args.workspace.clone())?;
     let bundle = global.bundle(&args.bundle, &workspace)?;
     let prompt = read_prompt(args.task.as_deref(), args.task_file.as_deref())?;
     if args.build {
         bundle.build()?;
+    }
+    if args.assign_id.is_some() {
+        // The detached process of `--background`: the task file was written
+        // for it alone.
+        if let Some(file) = &args.task_file {
+            let _ = std::fs::remove_file(file);
+        }
+    }
+    if args.background {
+        return background(&args, &bundle, &prompt, &workspace, global);
     }
     let name = bundle.manifest.name.clone();
     let mut request = LaunchRequest::new(SubagentRef::Bundle(Box::new(bundle)), prompt, workspace);
     request.write = (!args.write.is_empty()).then_some(args.write);
     request.readonly = args.readonly;
     request.timeout = args.timeout;
+    request.id = args.assign_id.clone();
 
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -124,6 +141,113 @@ pub fn run(args: RunArgs, global: &Global) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Check the request, then hand the task to a detached `subagent run` in its
+/// own process group, and return its id once the task is in the store.
+fn background(
+    args: &RunArgs,
+    bundle: &crate::Bundle,
+    prompt: &str,
+    workspace: &std::path::Path,
+    global: &Global,
+) -> anyhow::Result<ExitCode> {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let check = crate::plan::PlanRequest {
+        write: (!args.write.is_empty()).then(|| args.write.clone()),
+        readonly: args.readonly,
+        timeout: args.timeout,
+        parent: None,
+    };
+    crate::plan::plan(bundle, workspace, &check, false)?;
+    let store = global.store()?;
+    let state = store
+        .path()
+        .parent()
+        .expect("the store lives in the state dir")
+        .to_owned();
+    let spool = state.join("background");
+    std::fs::create_dir_all(&spool)
+        .with_context(|| format!("cannot create {}", spool.display()))?;
+    let id = crate::ids::new_task_id();
+    let task_file = spool.join(format!("{id}.task"));
+    std::fs::write(&task_file, prompt)
+        .with_context(|| format!("cannot write {}", task_file.display()))?;
+    let log = spool.join(format!("{id}.log"));
+
+    let workspace = workspace
+        .canonicalize()
+        .with_context(|| format!("cannot use workspace {}", workspace.display()))?;
+    let mut command =
+        Command::new(std::env::current_exe().context("cannot find the subagent executable")?);
+    command
+        .arg("run")
+        .arg(&bundle.manifest.path.canonicalize()?)
+        .arg("--task-file")
+        .arg(&task_file);
+    command
+        .arg("--workspace")
+        .arg(&workspace)
+        .arg("--assign-id")
+        .arg(&id)
+        .arg("--state-dir")
+        .arg(&state);
+    if let Some(dir) = &global.cache_dir {
+        command.arg("--cache-dir").arg(dir);
+    }
+    for dir in &args.write {
+        command.arg("--write").arg(dir);
+    }
+    if args.readonly {
+        command.arg("--readonly");
+    }
+    if let Some(timeout) = args.timeout {
+        command
+            .arg("--timeout")
+            .arg(format!("{}ms", timeout.as_millis()));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        // Its own process group: Ctrl-C in this terminal does not reach it.
+        command.process_group(0);
+    }
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::File::create(&log)
+                .with_context(|| format!("cannot create {}", log.display()))?,
+        )
+        .spawn()
+        .context("cannot start the background process")?;
+
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        if store.task(&id).is_ok() {
+            outln!("{id}");
+            eprintln!(
+                "running in the background (pid {}); follow it with: subagent logs --follow {id}",
+                child.id()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        if let Some(status) = child.try_wait()? {
+            let _ = std::fs::remove_file(&task_file);
+            let output = std::fs::read_to_string(&log).unwrap_or_default();
+            bail!(
+                "the background process exited ({status}) before starting the task:\n{}",
+                output.trim_end()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    bail!(
+        "the background process did not start the task within 60 s; see {}",
+        log.display()
+    )
 }
 
 /// The prompt from the argument, `--task-file`, or stdin (`-`).

@@ -162,13 +162,7 @@ impl EventLog {
         };
         inner.next_seq += 1;
         match &self.store {
-            None => {
-                Self::publish(&mut inner, &self.all, event);
-                drop(inner);
-                if let Some(then) = then {
-                    then();
-                }
-            }
+            None => Self::publish(&mut inner, &self.all, event, then),
             Some(store) => {
                 // Queued under the lock, so the store sees (and acknowledges)
                 // this task's events in sequence order.
@@ -180,10 +174,7 @@ impl EventLog {
                 store.write(
                     Write::Event(event),
                     Some(Box::new(move || {
-                        Self::publish(&mut log.inner.lock().unwrap(), &log.all, published);
-                        if let Some(then) = then {
-                            then();
-                        }
+                        Self::publish(&mut log.inner.lock().unwrap(), &log.all, published, then)
                     })),
                 );
             }
@@ -191,11 +182,22 @@ impl EventLog {
         true
     }
 
-    fn publish(inner: &mut LogInner, all: &broadcast::Sender<TaskEvent>, event: TaskEvent) {
+    /// Record `event` in the history, run `then` (which may release results
+    /// the event announces), then tell subscribers: whoever hears of the
+    /// event finds its effects in place.
+    fn publish(
+        inner: &mut LogInner,
+        all: &broadcast::Sender<TaskEvent>,
+        event: TaskEvent,
+        then: Option<Then>,
+    ) {
         if inner.history.len() == HISTORY {
             inner.history.pop_front();
         }
         inner.history.push_back(event.clone());
+        if let Some(then) = then {
+            then();
+        }
         if let Some(tx) = &inner.tx {
             let _ = tx.send(event.clone());
         }

@@ -113,6 +113,9 @@ pub struct LaunchRequest {
     pub model: Option<String>,
     /// The parent task, for nested launches.
     pub parent: Option<String>,
+    /// Use this id instead of a new one (`subagent run --background` picks
+    /// the id before the detached process launches the task).
+    pub id: Option<String>,
 }
 
 impl LaunchRequest {
@@ -131,6 +134,7 @@ impl LaunchRequest {
             timeout: None,
             model: None,
             parent: None,
+            id: None,
         }
     }
 }
@@ -649,7 +653,15 @@ impl Inner {
             parent.as_ref().and_then(|p| p.model.clone()),
         );
         let key = model.clone().unwrap_or_else(|| manifest.name.clone());
-        let id = crate::ids::new_task_id();
+        let id = match request.id {
+            Some(id) if self.lock().tasks.contains_key(&id) => {
+                return Err(ManagerError::InvalidRequest(format!(
+                    "task id `{id}` is already in use"
+                )));
+            }
+            Some(id) => id,
+            None => crate::ids::new_task_id(),
+        };
         let recorded_request = serde_json::json!({
             "prompt": request.prompt,
             "write": recorded_write,

@@ -59,6 +59,7 @@ impl Spawner for ManagerSpawner {
                 timeout: request.timeout,
                 model: request.model,
                 parent: Some(parent),
+                id: None,
             };
             Ok(inner.launch(launch).await?)
         })

@@ -1,6 +1,6 @@
 //! Misbehaves as the prompt says, to test the limits: `loop`, `membomb`,
 //! `flood`, `trap`, `stackoverflow`, `deep-recursion`, `panic`, `fail`, `invalid`, `ok`,
-//! `print N` (prints N bytes then succeeds), `grow N` (allocates N MiB then
+//! `print N` (prints N bytes then succeeds), `drip N` (prints N lines, 20 ms apart), `grow N` (allocates N MiB then
 //! succeeds), `spin-ms N` (busy for N ms ignoring cancel, then succeeds).
 use std::hint::black_box;
 use subagent_sdk::{Outcome, RunError, Subagent, Task};
@@ -87,6 +87,15 @@ impl Subagent for Misbehave {
                     black_box(0);
                 }
                 Ok(Outcome::summary("spun"))
+            }
+            "drip" => {
+                // N numbered lines, 20 ms apart (waiting in the host).
+                let n = arg(prompt);
+                for i in 0..n {
+                    println!("line {i}");
+                    subagent_sdk::messages::wait(std::time::Duration::from_millis(20));
+                }
+                Ok(Outcome::summary(format!("dripped {n}")))
             }
             "ok" => Ok(Outcome::summary("fine").with_data(serde_json::json!({"ok": true}))),
             other => Err(RunError::invalid(format!("unknown behaviour `{other}`"))),

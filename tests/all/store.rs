@@ -1,0 +1,483 @@
+//! The durable task store: crash recovery after `kill -9`, control across
+//! processes, `logs --follow`, pruning, migrations, bad stores, concurrent
+//! writers, and "durable before reported".
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use subagent_host::store::{SCHEMA_VERSION, STORE_FILE, Store, StoreError, TaskQuery};
+use subagent_host::tasks::{LaunchRequest, ManagerConfig, StreamItem, SubagentRef, TaskManager};
+use subagent_host::{Bundle, ErrorKind, TaskStatus};
+
+use crate::helpers::*;
+
+/// A state dir, a workspace, and bundles for the test guests.
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        let env = Env {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        std::fs::create_dir_all(env.workspace()).unwrap();
+        for name in ["noop", "misbehave", "echo"] {
+            let bundle = env.dir.path().join("agents").join(name);
+            std::fs::create_dir_all(&bundle).unwrap();
+            let manifest = format!(
+                "name = \"{name}\"\ndescription = \"d\"\ncomponent = {:?}\n",
+                guest(name).display().to_string()
+            );
+            std::fs::write(bundle.join("subagent.toml"), manifest).unwrap();
+        }
+        env
+    }
+
+    fn state(&self) -> std::path::PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn workspace(&self) -> std::path::PathBuf {
+        self.dir.path().join("ws")
+    }
+
+    fn bundle(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join("agents").join(name)
+    }
+
+    /// Run the CLI against this env's store.
+    fn cli(&self, args: &[&str]) -> std::process::Output {
+        let state = self.state();
+        let mut all = vec!["--state-dir", path_str(&state)];
+        all.extend_from_slice(args);
+        subagent(&all)
+    }
+
+    /// `run --background`: the task id.
+    fn background(&self, name: &str, prompt: &str) -> String {
+        // A timeout as a safety net: a failed test must not leave a loop running for long.
+        let out = self.cli(&[
+            "run",
+            path_str(&self.bundle(name)),
+            prompt,
+            "--workspace",
+            path_str(&self.workspace()),
+            "--timeout",
+            "120s",
+            "--background",
+        ]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        stdout(&out).trim().to_owned()
+    }
+
+    fn store(&self) -> Arc<Store> {
+        Store::open(&self.state()).unwrap()
+    }
+
+    /// Wait until task `id` has `status` in the store.
+    fn wait_for(&self, id: &str, pred: impl Fn(TaskStatus) -> bool) -> TaskStatus {
+        let store = self.store();
+        let started = Instant::now();
+        loop {
+            let status = store.task(id).unwrap().status;
+            if pred(status) {
+                return status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "task {id} stuck at {status}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn kill_9_mid_batch_loses_nothing_and_marks_in_flight_tasks_interrupted() {
+    let env = Env::new();
+    let batch = env.dir.path().join("batch.jsonl");
+    let mut lines = String::new();
+    for i in 0..24 {
+        let (bundle, prompt) = if i % 3 == 0 {
+            ("noop", "x".to_owned())
+        } else {
+            ("misbehave", "loop".to_owned())
+        };
+        lines += &format!(
+            "{{\"subagent\": {:?}, \"prompt\": {prompt:?}}}\n",
+            path_str(&env.bundle(bundle))
+        );
+    }
+    std::fs::write(&batch, lines).unwrap();
+    let mut child: Child = Command::new(env!("CARGO_BIN_EXE_subagent-under-test"))
+        .args([
+            "--state-dir",
+            path_str(&env.state()),
+            "batch",
+            path_str(&batch),
+            "--workspace",
+            path_str(&env.workspace()),
+            "--per-key-default",
+            "3",
+        ])
+        .env("SUBAGENT_CACHE_DIR", cache_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until all 24 tasks are accepted, every no-op task has finished, and
+    // the loops hold their slots (3 running, 13 queued).
+    let started = Instant::now();
+    loop {
+        let tasks = Store::open(&env.state())
+            .ok()
+            .and_then(|s| s.tasks(&TaskQuery::default()).ok())
+            .unwrap_or_default();
+        let done = tasks
+            .iter()
+            .filter(|t| t.status == TaskStatus::Completed)
+            .count();
+        if tasks.len() == 24 && done == 8 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the batch did not get going"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    // The next start recovers.
+    let store = env.store();
+    let tasks = store.tasks(&TaskQuery::default()).unwrap();
+    assert_eq!(tasks.len(), 24, "every accepted task is in the store");
+    let completed: Vec<_> = tasks
+        .iter()
+        .filter(|t| t.status == TaskStatus::Completed)
+        .collect();
+    let interrupted: Vec<_> = tasks
+        .iter()
+        .filter(|t| t.status == TaskStatus::Interrupted)
+        .collect();
+    assert_eq!(
+        (completed.len(), interrupted.len()),
+        (8, 16),
+        "{:?}",
+        tasks.iter().map(|t| t.status).collect::<Vec<_>>()
+    );
+    for task in &completed {
+        let result = task.result.as_ref().expect("finished results stay intact");
+        assert_eq!(result.summary.as_deref(), Some("ok"));
+    }
+    for task in &interrupted {
+        let error = task.result.as_ref().unwrap().error.as_ref().unwrap();
+        assert_eq!(error.kind, ErrorKind::Interrupted);
+        assert!(
+            error.message.contains("stopped before the task ended"),
+            "{}",
+            error.message
+        );
+        let events = store.events(&task.id, 0).unwrap();
+        assert_eq!(
+            events.iter().filter(|e| e.kind.is_terminal()).count(),
+            1,
+            "exactly one terminal event"
+        );
+        assert!(events.last().unwrap().kind.is_terminal());
+    }
+    // Recovering again changes nothing.
+    assert!(store.recover().unwrap().is_empty());
+}
+
+#[test]
+fn cancel_and_send_reach_a_task_in_another_process() {
+    let env = Env::new();
+    let collector = env.background("echo", "collect 2");
+    env.wait_for(&collector, |s| s == TaskStatus::Running);
+    for text in ["first", "second"] {
+        let out = env.cli(&["send", &collector, text]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+    }
+    env.wait_for(&collector, TaskStatus::is_terminal);
+    let task = env.store().task(&collector).unwrap();
+    assert_eq!(
+        task.result.unwrap().summary.as_deref(),
+        Some("first|second")
+    );
+
+    let looper = env.background("misbehave", "loop");
+    env.wait_for(&looper, |s| s == TaskStatus::Running);
+    let out = env.cli(&["cancel", &looper]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), format!("cancelled {looper}"));
+    assert_eq!(
+        env.wait_for(&looper, TaskStatus::is_terminal),
+        TaskStatus::Cancelled
+    );
+
+    let again = env.cli(&["cancel", &looper]);
+    assert_eq!(code(&again), 2);
+    assert!(
+        stderr(&again).contains("is not running (it is cancelled)"),
+        "{}",
+        stderr(&again)
+    );
+    let unknown = env.cli(&["send", "t-nope", "hi"]);
+    assert_eq!(code(&unknown), 2);
+    assert!(
+        stderr(&unknown).contains("no task `t-nope`"),
+        "{}",
+        stderr(&unknown)
+    );
+}
+
+#[test]
+fn logs_follow_streams_all_output_in_order() {
+    let env = Env::new();
+    let id = env.background("misbehave", "drip 25");
+    let out = env.cli(&["logs", &id, "--follow"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let expected: String = (0..25).map(|i| format!("line {i}\n")).collect();
+    assert_eq!(stdout(&out), expected);
+    assert!(
+        stderr(&out).ends_with(&format!("[{id}] completed\n")),
+        "{}",
+        stderr(&out)
+    );
+
+    let since = env.cli(&["logs", &id, "--since", "14"]);
+    assert_eq!(stdout(&since), expected[14..]);
+    // Output events carry the offsets the log is read by.
+    let store = env.store();
+    let mut next = 0;
+    for event in store.events(&id, 0).unwrap() {
+        if let subagent_host::tasks::EventKind::Output { offset, len, .. } = event.kind {
+            assert_eq!(offset, next);
+            next += len;
+        }
+    }
+    assert_eq!(next, expected.len() as u64);
+}
+
+#[test]
+fn tasks_and_show_read_the_store() {
+    let env = Env::new();
+    let out = env.cli(&[
+        "run",
+        path_str(&env.bundle("misbehave")),
+        "fail",
+        "--workspace",
+        path_str(&env.workspace()),
+    ]);
+    assert_eq!(code(&out), 1);
+    let list = env.cli(&["tasks", "--json"]);
+    let tasks: Vec<serde_json::Value> = stdout(&list)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0]["status"], "failed");
+    let id = tasks[0]["id"].as_str().unwrap();
+    let show = env.cli(&["show", id]);
+    let text = stdout(&show);
+    assert!(
+        text.contains("status       failed")
+            && text.contains("error        [failed] failed on purpose"),
+        "{text}"
+    );
+    assert!(text.contains("ended: failed"), "{text}");
+    let filtered = env.cli(&["tasks", "--status", "completed"]);
+    assert!(
+        stdout(&filtered).starts_with("no tasks"),
+        "{}",
+        stdout(&filtered)
+    );
+}
+
+#[test]
+fn prune_deletes_old_finished_tasks_only() {
+    let env = Env::new();
+    for _ in 0..3 {
+        let out = env.cli(&[
+            "run",
+            path_str(&env.bundle("noop")),
+            "x",
+            "--workspace",
+            path_str(&env.workspace()),
+        ]);
+        assert_eq!(code(&out), 0);
+    }
+    let running = env.background("misbehave", "loop");
+    env.wait_for(&running, |s| s == TaskStatus::Running);
+    let keep = env.cli(&["prune", "--older-than", "1h"]);
+    assert_eq!(
+        stdout(&keep).trim(),
+        "pruned 0 task(s) that ended more than 1h ago"
+    );
+    std::thread::sleep(Duration::from_millis(20));
+    let prune = env.cli(&["prune", "--older-than", "1ms"]);
+    assert_eq!(
+        stdout(&prune).trim(),
+        "pruned 3 task(s) that ended more than 1ms ago"
+    );
+    let left = env.store().tasks(&TaskQuery::default()).unwrap();
+    assert_eq!(
+        left.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        [running.as_str()],
+        "a running task is never pruned"
+    );
+    assert!(env.store().events(&left[0].id, 0).unwrap().len() >= 2);
+    env.cli(&["cancel", &running]);
+}
+
+#[test]
+fn migrates_an_empty_store_and_refuses_newer_or_corrupt_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    // An empty file is an empty database: migrated from version 0.
+    std::fs::write(dir.path().join(STORE_FILE), b"").unwrap();
+    drop(Store::open(dir.path()).unwrap());
+    let conn = rusqlite::Connection::open(dir.path().join(STORE_FILE)).unwrap();
+    let version: u32 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    let newer = Store::open(dir.path()).unwrap_err();
+    assert!(
+        matches!(newer, StoreError::Newer { found: 99, .. }),
+        "{newer:?}"
+    );
+    assert!(
+        newer
+            .to_string()
+            .contains("written by a newer subagent (schema version 99"),
+        "{newer}"
+    );
+
+    let corrupt_dir = tempfile::tempdir().unwrap();
+    let garbage = b"this is not a database, just some bytes that lost their way".repeat(100);
+    std::fs::write(corrupt_dir.path().join(STORE_FILE), &garbage).unwrap();
+    let err = Store::open(corrupt_dir.path()).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    assert!(err.to_string().contains("move it aside"), "{err}");
+    assert_eq!(
+        std::fs::read(corrupt_dir.path().join(STORE_FILE)).unwrap(),
+        garbage,
+        "a corrupt store is left untouched"
+    );
+
+    // The CLI says so too, with exit code 2.
+    let out = subagent(&["--state-dir", path_str(corrupt_dir.path()), "tasks"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("is not a valid database"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn several_processes_write_one_store_at_once() {
+    let env = Env::new();
+    let batch = env.dir.path().join("batch.jsonl");
+    let line = format!(
+        "{{\"subagent\": {:?}, \"prompt\": \"x\"}}\n",
+        path_str(&env.bundle("noop"))
+    );
+    std::fs::write(&batch, line.repeat(15)).unwrap();
+    let children: Vec<Child> = (0..4)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_subagent-under-test"))
+                .args([
+                    "--state-dir",
+                    path_str(&env.state()),
+                    "batch",
+                    path_str(&batch),
+                    "--workspace",
+                    path_str(&env.workspace()),
+                ])
+                .env("SUBAGENT_CACHE_DIR", cache_dir())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let tasks = env.store().tasks(&TaskQuery::default()).unwrap();
+    assert_eq!(tasks.len(), 60);
+    assert!(
+        tasks
+            .iter()
+            .all(|t| t.status == TaskStatus::Completed && t.result.is_some())
+    );
+}
+
+#[tokio::test]
+async fn every_event_is_committed_before_anyone_hears_of_it() {
+    let env = Env::new();
+    let store = env.store();
+    let runtime = Arc::new(
+        subagent_host::Runtime::new(subagent_host::RuntimeConfig {
+            cache_dir: Some(cache_dir()),
+            ..Default::default()
+        })
+        .unwrap(),
+    );
+    let config = ManagerConfig {
+        store: Some(store.clone()),
+        ..ManagerConfig::default()
+    };
+    let manager = TaskManager::new(runtime, config).unwrap();
+    let mut stream = manager.subscribe_all();
+    let bundle = Bundle::open(&env.bundle("misbehave")).unwrap();
+    let mut ids = Vec::new();
+    for prompt in ["print 100", "ok", "fail", "drip 3"] {
+        let request = LaunchRequest::new(
+            SubagentRef::Bundle(Box::new(bundle.clone())),
+            prompt,
+            env.workspace(),
+        );
+        let id = manager.launch(request).await.unwrap();
+        // Returned only once the task is in the store.
+        assert_eq!(store.task(&id).unwrap().id, id);
+        ids.push(id);
+    }
+    let mut terminals = 0;
+    while terminals < ids.len() {
+        let Some(StreamItem::Event(event)) = stream.next().await else {
+            panic!("the stream ended")
+        };
+        let stored = store.events(&event.task_id, event.seq).unwrap();
+        assert_eq!(
+            stored.first(),
+            Some(&event),
+            "event {} of {} was reported before it was committed",
+            event.seq,
+            event.task_id
+        );
+        if event.kind.is_terminal() {
+            terminals += 1;
+            // The result is in the store before anyone can await it.
+            assert!(store.task(&event.task_id).unwrap().result.is_some());
+        }
+    }
+    manager.shutdown(Duration::from_secs(1)).await;
+}
