@@ -8,6 +8,7 @@ mod cli;
 mod components;
 mod limits;
 mod manifest;
+mod model;
 mod plugins;
 
 mod sandbox;

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use subagent_host::plan::{PlanRequest, plan};
 use subagent_host::runtime::CacheOutcome;
 use subagent_host::sandbox::OutputLog;
+use subagent_host::store::{Store, TaskQuery};
 use subagent_host::task::Ignore;
 use subagent_host::tasks::{LaunchRequest, ManagerConfig, SubagentRef, TaskManager};
 use subagent_host::units::format_size;
@@ -32,6 +33,7 @@ struct Iterations {
     cached: usize,
     tasks: usize,
     spawns: usize,
+    durable: usize,
 }
 
 impl Iterations {
@@ -40,12 +42,14 @@ impl Iterations {
         cached: 100,
         tasks: 2000,
         spawns: 2000,
+        durable: 1000,
     };
     const QUICK: Iterations = Iterations {
         cold: 1,
         cached: 20,
         tasks: 200,
         spawns: 200,
+        durable: 200,
     };
 }
 
@@ -80,6 +84,7 @@ fn main() {
     let (engine_setup, cached, memoized) = cached_load(&deep_search, scratch.path(), n.cached);
     let tasks = noop_tasks(scratch.path(), n.tasks);
     let managed = manager_tasks(scratch.path(), n.tasks);
+    let durability = durability(scratch.path(), n.durable);
     let spawn = spawn_true(n.spawns);
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -135,6 +140,30 @@ fn main() {
     println!(
         "  posix_spawn /bin/true is {}x a no-op task end to end through the manager",
         format_ratio(spawn.p50().as_secs_f64() / managed.sequential.p50().as_secs_f64())
+    );
+
+    println!();
+    println!(
+        "durability: {} no-op tasks launched at once and awaited, store off vs on (SQLite, WAL, synchronous=FULL, group commit)",
+        durability.tasks
+    );
+    let rate = |d: Duration| durability.tasks as f64 / d.as_secs_f64();
+    println!(
+        "  in memory only:   {:>8.0} tasks/s  ({})",
+        rate(durability.memory),
+        format_time(durability.memory)
+    );
+    println!(
+        "  durable (store):  {:>8.0} tasks/s  ({})",
+        rate(durability.durable),
+        format_time(durability.durable)
+    );
+    println!(
+        "  durability costs {}x  ({} commits for {} writes: {:.1} writes per commit)",
+        format_ratio(durability.durable.as_secs_f64() / durability.memory.as_secs_f64()),
+        durability.commits,
+        durability.writes,
+        durability.writes as f64 / durability.commits.max(1) as f64
     );
 
     println!();
@@ -495,6 +524,85 @@ fn manager_tasks(scratch: &Path, iterations: usize) -> ManagerSamples {
             burst_size: iterations,
         }
     })
+}
+
+struct Durability {
+    tasks: usize,
+    memory: Duration,
+    durable: Duration,
+    commits: u64,
+    writes: u64,
+}
+
+/// The same burst of no-op tasks through a manager without and with a store.
+fn durability(scratch: &Path, tasks: usize) -> Durability {
+    let workspace = scratch.join("durable-workspace");
+    std::fs::create_dir(&workspace).expect("workspace");
+    let bundle = noop_bundle(&scratch.join("noop-durable"), "readonly");
+    let runtime = Arc::new(Runtime::new(config(Some(scratch.join("noop-cache")))).expect("engine"));
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let burst = |store: Option<Arc<Store>>| {
+        tokio.block_on(async {
+            let config = ManagerConfig {
+                per_key_default: 0,
+                max_running: 0,
+                store,
+                ..ManagerConfig::default()
+            };
+            let manager = TaskManager::new(runtime.clone(), config).expect("manager");
+            let start = Instant::now();
+            // Launches in flight together, so the store can commit them together.
+            let mut launches = tokio::task::JoinSet::new();
+            for _ in 0..tasks {
+                let (manager, bundle, workspace) =
+                    (manager.clone(), bundle.clone(), workspace.clone());
+                launches.spawn(async move {
+                    let request = LaunchRequest::new(
+                        SubagentRef::Bundle(Box::new(bundle)),
+                        "nothing",
+                        &workspace,
+                    );
+                    manager.launch(request).await.expect("launch")
+                });
+            }
+            let mut ids = Vec::with_capacity(tasks);
+            while let Some(id) = launches.join_next().await {
+                ids.push(id.expect("launch task"));
+            }
+            let answer = manager.await_tasks(&ids, None).await.expect("await");
+            let took = start.elapsed();
+            assert_eq!(answer.completed.len(), tasks);
+            assert!(
+                answer
+                    .completed
+                    .iter()
+                    .all(|(_, r)| r.status == TaskStatus::Completed)
+            );
+            manager.shutdown(Duration::from_secs(1)).await;
+            took
+        })
+    };
+    let memory = burst(None);
+    let store = Store::open(&scratch.join("durable-state")).expect("store");
+    let durable = burst(Some(store.clone()));
+    let stored = store
+        .tasks(&TaskQuery {
+            statuses: vec![TaskStatus::Completed],
+            ..TaskQuery::default()
+        })
+        .expect("tasks");
+    assert_eq!(stored.len(), tasks, "every task is in the store");
+    let stats = store.stats();
+    Durability {
+        tasks,
+        memory,
+        durable,
+        commits: stats.commits,
+        writes: stats.writes,
+    }
 }
 
 fn warmup(iterations: usize) -> usize {

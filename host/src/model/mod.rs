@@ -5,6 +5,17 @@
 //! the host sends the request to the task's effective model through a
 //! provider configured in the host config.
 
+pub mod anthropic;
+pub mod broker;
+pub mod config;
+mod http;
+pub mod openai;
+pub mod replay;
+
+pub use broker::{Models, RecordError};
+pub use config::{ConfigError, HostConfig, KeySource, ModelSpec, ProviderKind, ResolveError};
+pub use http::client as http_client;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;

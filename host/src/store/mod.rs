@@ -19,6 +19,7 @@ mod schema;
 pub use schema::SCHEMA_VERSION;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -139,9 +140,25 @@ struct Op {
     ack: Option<Box<dyn FnOnce() + Send>>,
 }
 
+/// How much the writer has done, for benchmarks and diagnostics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Transactions committed.
+    pub commits: u64,
+    /// Writes in them.
+    pub writes: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    commits: AtomicU64,
+    writes: AtomicU64,
+}
+
 /// The task store. Cheap to share behind an `Arc`.
 pub struct Store {
     path: PathBuf,
+    counters: Arc<Counters>,
     writer: Mutex<mpsc::Sender<Op>>,
     /// For reads and for the few writes that need an answer.
     conn: Mutex<Connection>,
@@ -198,15 +215,18 @@ impl Store {
         schema::migrate(&conn, &path)?;
         let writer_conn = open_connection(&path)?;
         let (tx, rx) = mpsc::channel();
+        let counters = Arc::new(Counters::default());
+        let writer_counters = counters.clone();
         std::thread::Builder::new()
             .name("subagent-store".into())
-            .spawn(move || writer(writer_conn, rx))
+            .spawn(move || writer(writer_conn, rx, &writer_counters))
             .map_err(|e| StoreError::Open {
                 path: path.clone(),
                 source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
             })?;
         let store = Arc::new(Store {
             path,
+            counters,
             writer: Mutex::new(tx),
             conn: Mutex::new(conn),
         });
@@ -216,6 +236,14 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Commits and writes so far in this process.
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            commits: self.counters.commits.load(Ordering::Relaxed),
+            writes: self.counters.writes.load(Ordering::Relaxed),
+        }
     }
 
     /// Queue a write; `ack` runs on the writer thread once it is committed.
@@ -620,9 +648,8 @@ fn task_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TaskRecord> {
 fn apply(tx: &rusqlite::Transaction<'_>, write: &Write) -> rusqlite::Result<()> {
     match write {
         Write::InsertTask(t) => {
-            tx.execute(
-                "INSERT INTO tasks (id, subagent, description, status, parent_id, depth, key, model, workspace, request, permissions, created_at_ms, owner)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            tx.prepare_cached("INSERT INTO tasks (id, subagent, description, status, parent_id, depth, key, model, workspace, request, permissions, created_at_ms, owner)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)")?.execute(
                 params![
                     t.id,
                     t.subagent,
@@ -652,50 +679,46 @@ fn apply(tx: &rusqlite::Transaction<'_>, write: &Write) -> rusqlite::Result<()> 
                 EventKind::MessageRead { .. } => "message_read",
                 EventKind::Terminal { .. } => "terminal",
             };
-            tx.execute(
-                "INSERT OR IGNORE INTO events (task_id, seq, at_ms, type, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+            tx.prepare_cached("INSERT OR IGNORE INTO events (task_id, seq, at_ms, type, body) VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(
                 params![event.task_id, event.seq, event.at_ms, kind, body],
             )?;
             match &event.kind {
                 EventKind::Started => {
-                    tx.execute(
-                        "UPDATE tasks SET status = 'running', started_at_ms = ?2 WHERE id = ?1 AND status = 'queued'",
+                    tx.prepare_cached("UPDATE tasks SET status = 'running', started_at_ms = ?2 WHERE id = ?1 AND status = 'queued'")?.execute(
                         params![event.task_id, event.at_ms],
                     )?;
                 }
                 EventKind::Terminal { status, .. } => {
-                    tx.execute(
+                    tx.prepare_cached(
                         "UPDATE tasks SET status = ?2, ended_at_ms = ?3 WHERE id = ?1",
-                        params![event.task_id, status.as_str(), event.at_ms],
-                    )?;
+                    )?
+                    .execute(params![
+                        event.task_id,
+                        status.as_str(),
+                        event.at_ms
+                    ])?;
                 }
                 _ => {}
             }
         }
         Write::Result { id, result } => {
             let json = serde_json::to_string(result).expect("results serialize");
-            tx.execute(
-                "UPDATE tasks SET result = ?2 WHERE id = ?1",
-                params![id, json],
-            )?;
+            tx.prepare_cached("UPDATE tasks SET result = ?2 WHERE id = ?1")?
+                .execute(params![id, json])?;
         }
         Write::Output { id, offset, bytes } => {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT OR IGNORE INTO output (task_id, byte_offset, data) VALUES (?1, ?2, ?3)",
-                params![id, offset, bytes],
-            )?;
+            )?
+            .execute(params![id, offset, bytes])?;
         }
         Write::Heartbeat { host, at_ms } => {
-            tx.execute(
-                "UPDATE hosts SET heartbeat_at_ms = ?2 WHERE id = ?1",
-                params![host, at_ms],
-            )?;
+            tx.prepare_cached("UPDATE hosts SET heartbeat_at_ms = ?2 WHERE id = ?1")?
+                .execute(params![host, at_ms])?;
         }
         Write::ControlDone { id, outcome } => {
-            tx.execute(
-                "UPDATE control SET outcome = ?2, handled_at_ms = ?3 WHERE id = ?1",
-                params![id, outcome, now_ms()],
-            )?;
+            tx.prepare_cached("UPDATE control SET outcome = ?2, handled_at_ms = ?3 WHERE id = ?1")?
+                .execute(params![id, outcome, now_ms()])?;
         }
         Write::Flush => {}
     }
@@ -704,7 +727,7 @@ fn apply(tx: &rusqlite::Transaction<'_>, write: &Write) -> rusqlite::Result<()> 
 
 /// The writer thread: take every queued write, commit them in one
 /// transaction, then acknowledge them in order.
-fn writer(mut conn: Connection, rx: mpsc::Receiver<Op>) {
+fn writer(mut conn: Connection, rx: mpsc::Receiver<Op>, counters: &Counters) {
     const MAX_BATCH: usize = 4096;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -724,7 +747,13 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<Op>) {
                 tx.commit()
             })();
             match result {
-                Ok(()) => break,
+                Ok(()) => {
+                    counters.commits.fetch_add(1, Ordering::Relaxed);
+                    counters
+                        .writes
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    break;
+                }
                 Err(err) if attempt < 5 => {
                     attempt += 1;
                     eprintln!(
