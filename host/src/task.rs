@@ -141,6 +141,44 @@ pub struct Usage {
     pub model_calls: u64,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// This task together with all its descendants, for a task that had
+    /// children.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<UsageTotals>,
+}
+
+/// Usage summed over a task and its descendants.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageTotals {
+    /// How many tasks: this one and every descendant.
+    pub tasks: u64,
+    pub model_calls: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+impl Usage {
+    /// This task's own usage, or its totals with descendants when it has them.
+    pub fn totals(&self) -> UsageTotals {
+        self.total.unwrap_or(UsageTotals {
+            tasks: 1,
+            model_calls: self.model_calls,
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+        })
+    }
+}
+
+impl std::ops::Add for UsageTotals {
+    type Output = UsageTotals;
+    fn add(self, other: UsageTotals) -> UsageTotals {
+        UsageTotals {
+            tasks: self.tasks + other.tasks,
+            model_calls: self.model_calls + other.model_calls,
+            input_tokens: self.input_tokens + other.input_tokens,
+            output_tokens: self.output_tokens + other.output_tokens,
+        }
+    }
 }
 
 /// Captured stdout + stderr.

@@ -3,7 +3,9 @@
 //! wasm32-wasip2 by this crate's build script.
 
 mod helpers;
+mod http_server;
 
+mod agents;
 mod cli;
 mod components;
 mod limits;

@@ -3,8 +3,7 @@
 //! answers and failures come back as typed errors, record and replay, and
 //! the host config's errors. Nothing here leaves 127.0.0.1.
 
-#[path = "http_server.rs"]
-mod http_server;
+use crate::http_server;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

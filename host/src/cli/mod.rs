@@ -28,6 +28,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::bundle::{Bundle, Registries};
+use crate::model::broker::Models;
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::store::Store;
 use crate::tasks::{ManagerConfig, TaskManager};
@@ -45,6 +46,9 @@ struct Cli {
     /// Where the task store lives [default: $XDG_STATE_HOME/subagent, else ~/.local/state/subagent]
     #[arg(long, global = true, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// The host config (model aliases, default model) [default: $XDG_CONFIG_HOME/subagent/config.toml]
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -69,6 +73,7 @@ struct Global {
     cache_dir: Option<PathBuf>,
     agents: Vec<PathBuf>,
     state_dir: Option<PathBuf>,
+    config: Option<PathBuf>,
 }
 
 impl Global {
@@ -88,6 +93,21 @@ impl Global {
         Ok(Store::open(&dir)?)
     }
 
+    /// The host's models from the host config; `record` saves every model
+    /// exchange to a file, `replay` serves a recording back instead.
+    fn models(
+        &self,
+        record: Option<PathBuf>,
+        replay: Option<&std::path::Path>,
+    ) -> anyhow::Result<std::sync::Arc<Models>> {
+        let config = crate::model::config::load(self.config.as_deref())?;
+        let models = match replay {
+            Some(file) => Models::replaying(config, file).map_err(anyhow::Error::msg)?,
+            None => Models::new(config, record)?,
+        };
+        Ok(std::sync::Arc::new(models))
+    }
+
     /// A task manager over a fresh runtime, recording into the store; call
     /// inside a tokio runtime. `tune` adjusts the configuration.
     fn manager(&self, tune: impl FnOnce(&mut ManagerConfig)) -> anyhow::Result<TaskManager> {
@@ -97,6 +117,9 @@ impl Global {
             ..ManagerConfig::default()
         };
         tune(&mut config);
+        if config.models.is_none() {
+            config.models = Some(self.models(None, None)?);
+        }
         Ok(TaskManager::new(
             std::sync::Arc::new(self.runtime()?),
             config,
@@ -127,6 +150,7 @@ pub fn main() -> ExitCode {
         cache_dir: cli.cache_dir,
         agents: cli.agents,
         state_dir: cli.state_dir,
+        config: cli.config,
     };
     let result = match cli.command {
         Command::Run(args) => run::run(args, &global),

@@ -40,6 +40,15 @@ pub struct RunArgs {
     /// Run the manifest's [build] command first
     #[arg(long)]
     build: bool,
+    /// Use this model (an alias from the host config, or provider/model) instead of the manifest's
+    #[arg(long, value_name = "MODEL")]
+    model: Option<String>,
+    /// Save every model exchange of the run to FILE (JSON lines), to replay it later
+    #[arg(long, value_name = "FILE", conflicts_with = "replay")]
+    record: Option<PathBuf>,
+    /// Serve the model exchanges recorded in FILE instead of calling any provider
+    #[arg(long, value_name = "FILE")]
+    replay: Option<PathBuf>,
     /// Print the result as one JSON object (see README: "JSON output")
     #[arg(long)]
     json: bool,
@@ -64,6 +73,8 @@ struct RunReport<'a> {
     output: &'a OutputSummary,
     usage: &'a Usage,
     permissions: &'a Permissions,
+    /// The effective model, when the subagent uses one.
+    model: Option<&'a str>,
 }
 
 pub fn run(args: RunArgs, global: &Global) -> anyhow::Result<ExitCode> {
@@ -89,12 +100,14 @@ pub fn run(args: RunArgs, global: &Global) -> anyhow::Result<ExitCode> {
     request.readonly = args.readonly;
     request.timeout = args.timeout;
     request.id = args.assign_id.clone();
+    request.model = args.model.clone();
+    let models = global.models(args.record.clone(), args.replay.as_deref())?;
 
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let (snapshot, result) = tokio.block_on(async {
-        let manager = global.manager(|_| {})?;
+        let manager = global.manager(|config| config.models = Some(models))?;
         let id = manager.launch(request).await?;
         let progress = Progress::new(&name, std::io::stderr().is_terminal() && !args.json);
         let mut events = manager.subscribe(&id)?;
@@ -132,6 +145,7 @@ pub fn run(args: RunArgs, global: &Global) -> anyhow::Result<ExitCode> {
             output: &result.output,
             usage: &result.usage,
             permissions: &snapshot.permissions,
+            model: result.model.as_deref(),
         });
     } else {
         print_human(&name, &snapshot.id, &result);
@@ -207,6 +221,17 @@ fn background(
         command
             .arg("--timeout")
             .arg(format!("{}ms", timeout.as_millis()));
+    }
+    if let Some(model) = &args.model {
+        command.arg("--model").arg(model);
+    }
+    if let Some(config) = &global.config {
+        command.arg("--config").arg(std::path::absolute(config)?);
+    }
+    for (flag, file) in [("--record", &args.record), ("--replay", &args.replay)] {
+        if let Some(file) = file {
+            command.arg(flag).arg(std::path::absolute(file)?);
+        }
     }
     #[cfg(unix)]
     {

@@ -213,3 +213,13 @@ impl ModelBroker for Models {
         })
     }
 }
+
+impl std::fmt::Debug for Models {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Models")
+            .field("config", &self.config.path)
+            .field("default_model", &self.config.default_model)
+            .field("recording", &self.recording())
+            .finish_non_exhaustive()
+    }
+}

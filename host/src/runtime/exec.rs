@@ -215,6 +215,7 @@ impl Runtime {
             model_calls: model_usage.calls.load(Ordering::Relaxed),
             input_tokens: model_usage.input_tokens.load(Ordering::Relaxed),
             output_tokens: model_usage.output_tokens.load(Ordering::Relaxed),
+            total: None,
         };
         result.model = task.model;
         result

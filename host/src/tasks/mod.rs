@@ -14,6 +14,7 @@
 mod events;
 mod spawner;
 
+use crate::task::{Usage, UsageTotals};
 pub use events::{EventKind, EventStream, StreamItem, TaskEvent};
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -26,8 +27,11 @@ use tokio::sync::{broadcast, watch};
 
 use crate::bundle::{Bundle, BundleError, Registries};
 use crate::capabilities::host::TaskControl;
+use crate::capabilities::model::ModelBroker;
 use crate::capabilities::subagents::Spawner;
 use crate::manifest::Tool;
+use crate::model::broker::Models;
+use crate::model::config::HostConfig;
 use crate::plan::{ParentLimits, PlanError, PlanRequest, plan};
 use crate::runtime::{LoadError, LoadedComponent, RunSpec, Runtime, TaskInfo};
 use crate::sandbox::{OutputLog, OutputSink, StreamKind};
@@ -66,6 +70,8 @@ pub struct ManagerConfig {
     pub store: Option<Arc<Store>>,
     /// Terminal tasks older than this are pruned from the store at start.
     pub retention: Duration,
+    /// The host's models (from the host config); `None` means an empty config.
+    pub models: Option<Arc<Models>>,
 }
 
 impl Default for ManagerConfig {
@@ -80,6 +86,7 @@ impl Default for ManagerConfig {
             event_buffer: 1024,
             store: None,
             retention: crate::store::DEFAULT_RETENTION,
+            models: None,
         }
     }
 }
@@ -397,6 +404,10 @@ impl TaskManager {
         }
         let (all_events, _) = broadcast::channel(config.event_buffer.max(16) * 4);
         let handle = tokio::runtime::Handle::current();
+        if config.models.is_none() {
+            let empty = Models::new(HostConfig::default(), None).expect("no recording to create");
+            config.models = Some(Arc::new(empty));
+        }
         let host = match &config.store {
             Some(store) => {
                 store.prune(config.retention)?;
@@ -648,11 +659,29 @@ impl Inner {
         };
 
         let manifest = &bundle.manifest;
-        let model = effective_model(
+        // Launch override > manifest > host default; `inherit` takes the parent's.
+        let uses_model = plan.permissions.tools.contains(&Tool::Model);
+        let models = self.config.models.clone().expect("set by TaskManager::new");
+        let mut model = effective_model(
             request.model.or_else(|| manifest.model.clone()),
             parent.as_ref().and_then(|p| p.model.clone()),
         );
-        let key = model.clone().unwrap_or_else(|| manifest.name.clone());
+        if uses_model {
+            model = model.or_else(|| models.default_model().map(str::to_owned));
+            if let Some(name) = &model {
+                models.check(name).map_err(|problem| {
+                    ManagerError::InvalidRequest(format!(
+                        "subagent `{}` uses model `{name}`: {problem}",
+                        manifest.name
+                    ))
+                })?;
+            }
+        }
+        // The effective model is the concurrency key of a task that uses one.
+        let key = match (&model, uses_model) {
+            (Some(model), true) => model.clone(),
+            _ => manifest.name.clone(),
+        };
         let id = match request.id {
             Some(id) if self.lock().tasks.contains_key(&id) => {
                 return Err(ManagerError::InvalidRequest(format!(
@@ -708,7 +737,7 @@ impl Inner {
             limits: plan.limits.clone(),
             output,
             spawner,
-            models: None,
+            models: uses_model.then(|| models.clone() as Arc<dyn ModelBroker>),
         };
         let entry = Entry {
             shared: shared.clone(),
@@ -922,6 +951,31 @@ impl Inner {
 
     fn terminate(&self, state: &mut State, id: &str, mut result: TaskResult) -> bool {
         let shutting_down = state.shutting_down;
+        // Roll up the usage of the children that have ended (each with its
+        // own descendants).
+        let children: Vec<UsageTotals> = state.tasks.get(id).map_or_else(Vec::new, |entry| {
+            entry
+                .children
+                .iter()
+                .filter_map(|child| state.tasks.get(child))
+                .filter_map(|child| {
+                    child
+                        .shared
+                        .done
+                        .borrow()
+                        .as_ref()
+                        .map(|r| r.usage.totals())
+                })
+                .collect()
+        });
+        if !children.is_empty() {
+            let own = Usage {
+                total: None,
+                ..result.usage.clone()
+            }
+            .totals();
+            result.usage.total = Some(children.into_iter().fold(own, |sum, child| sum + child));
+        }
         let Some(entry) = state.tasks.get_mut(id) else {
             return false;
         };

@@ -1,0 +1,501 @@
+//! Model access through the whole host: the prompt-agent plugin completing
+//! a real multi-turn task against a scripted OpenAI-compatible server on
+//! loopback, model resolution at launch, usage roll-up through nested
+//! tasks, secret isolation, and record/replay through the CLI.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use subagent_host::model::{HostConfig, Models};
+use subagent_host::tasks::{LaunchRequest, ManagerConfig, ManagerError, SubagentRef, TaskManager};
+use subagent_host::{Runtime, RuntimeConfig, TaskStatus};
+
+use crate::helpers::*;
+use crate::http_server::{Canned, TestServer};
+
+const SECRET: &str = "sk-test-4f1c-never-in-a-guest";
+
+/// An OpenAI chat-completions answer with tool calls (or text when empty).
+fn answer(text: &str, calls: &[(&str, Value)], usage: (u64, u64)) -> Canned {
+    let tool_calls: Vec<Value> = calls
+        .iter()
+        .enumerate()
+        .map(|(i, (name, args))| json!({"id": format!("call_{i}_{name}"), "type": "function", "function": {"name": name, "arguments": args.to_string()}}))
+        .collect();
+    let mut message = json!({"role": "assistant", "content": text});
+    if !tool_calls.is_empty() {
+        message["tool_calls"] = Value::Array(tool_calls);
+    }
+    Canned::json(
+        200,
+        json!({
+            "id": "chatcmpl-t", "object": "chat.completion", "model": "scripted-1",
+            "choices": [{"index": 0, "message": message, "finish_reason": if calls.is_empty() { "stop" } else { "tool_calls" }}],
+            "usage": {"prompt_tokens": usage.0, "completion_tokens": usage.1, "total_tokens": usage.0 + usage.1},
+        }),
+    )
+}
+
+/// A host config with aliases `fast` (the default) and `smart`, both on `url`.
+fn config(dir: &Path, url: &str) -> HostConfig {
+    let text = format!(
+        "default_model = \"fast\"\n\n[models.fast]\nprovider = \"openai\"\nbase_url = \"{url}/v1\"\nmodel = \"scripted-1\"\napi_key_env = \"SUBAGENT_TEST_KEY\"\nmax_retries = 0\n\n[models.smart]\nprovider = \"openai\"\nbase_url = \"{url}/v1\"\nmodel = \"scripted-2\"\napi_key_env = \"SUBAGENT_TEST_KEY\"\nmax_retries = 0\n"
+    );
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    subagent_host::model::config::load(Some(&path)).unwrap()
+}
+
+/// A manager whose models read the key from a test env, over a registry
+/// holding `bundles` (name, component, extra manifest lines).
+fn manager(dir: &Path, url: &str, bundles: &[(&str, &Path, &str)]) -> TaskManager {
+    let registry = dir.join("registry");
+    for (name, component, extra) in bundles {
+        std::fs::create_dir_all(registry.join(name)).unwrap();
+        std::fs::write(
+            registry.join(name).join("subagent.toml"),
+            format!(
+                "name = \"{name}\"\ndescription = \"test\"\ncomponent = {:?}\n{extra}\n",
+                component.display().to_string()
+            ),
+        )
+        .unwrap();
+    }
+    let models = Models::new(config(dir, url), None)
+        .unwrap()
+        .with_env(|name| (name == "SUBAGENT_TEST_KEY").then(|| SECRET.to_owned()));
+    let runtime = Arc::new(
+        Runtime::new(RuntimeConfig {
+            cache_dir: Some(cache_dir()),
+            ..Default::default()
+        })
+        .unwrap(),
+    );
+    let config = ManagerConfig {
+        agents: vec![registry],
+        models: Some(Arc::new(models)),
+        ..ManagerConfig::default()
+    };
+    TaskManager::new(runtime, config).unwrap()
+}
+
+fn prompt_agent() -> std::path::PathBuf {
+    subagent_host::Bundle::open(&plugin("prompt-agent"))
+        .unwrap()
+        .manifest
+        .component
+}
+
+const REPORTER: &str = "prompt = \"You write short reports about code.\"\ntools = [\"model\"]\npermission_mode = \"default\"\nallowed_write_directories = [\"reports\"]\nmodel = \"smart\"";
+
+#[tokio::test]
+async fn prompt_agent_completes_a_multi_turn_task_in_its_sandbox() {
+    let script = vec![
+        answer("", &[("list_dir", json!({"path": "."}))], (100, 10)),
+        answer(
+            "",
+            &[("read_file", json!({"path": "src/lib.rs"}))],
+            (150, 12),
+        ),
+        answer(
+            "",
+            &[(
+                "write_file",
+                json!({"path": "src/lib.rs", "content": "pwned"}),
+            )],
+            (200, 20),
+        ),
+        answer(
+            "",
+            &[(
+                "write_file",
+                json!({"path": "reports/summary.md", "content": "# Summary\n\nOne TODO in src/lib.rs.\n"}),
+            )],
+            (220, 30),
+        ),
+        answer(
+            "",
+            &[(
+                "finish",
+                json!({"summary": "Wrote reports/summary.md: one TODO."}),
+            )],
+            (240, 8),
+        ),
+    ];
+    let server = TestServer::start(script).await;
+    let dir = tempfile::tempdir().unwrap();
+    let manager = manager(
+        dir.path(),
+        &server.url(),
+        &[("reporter", &prompt_agent(), REPORTER)],
+    );
+    let fixture = Fixture::new();
+    let request = LaunchRequest::new(
+        SubagentRef::Name("reporter".into()),
+        "Report the TODOs in src/.",
+        &fixture.workspace,
+    );
+    let (id, result) = manager.run(request).await.unwrap();
+
+    assert_eq!(result.status, TaskStatus::Completed, "{result:#?}");
+    assert_eq!(
+        result.summary.as_deref(),
+        Some("Wrote reports/summary.md: one TODO.")
+    );
+    assert_eq!(
+        result.model.as_deref(),
+        Some("smart"),
+        "the effective model is recorded"
+    );
+    assert_eq!(
+        (
+            result.usage.model_calls,
+            result.usage.input_tokens,
+            result.usage.output_tokens
+        ),
+        (5, 910, 80)
+    );
+    assert_eq!(result.usage.rounds, 5);
+    // The host observed exactly one change: the report, in the allowed dir.
+    let created: Vec<&str> = result
+        .files
+        .created
+        .iter()
+        .map(|c| c.path.as_str())
+        .collect();
+    assert_eq!(created, ["reports/summary.md"]);
+    assert!(result.files.modified.is_empty());
+    assert_eq!(
+        std::fs::read_to_string(fixture.workspace.join("src/lib.rs")).unwrap(),
+        "// TODO: write the library\nfn main() {}\n"
+    );
+
+    let requests = server.received();
+    assert_eq!(requests.len(), 5);
+    let first = requests[0].json();
+    assert_eq!(first["model"], "scripted-2");
+    assert!(
+        first["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("You write short reports about code.")
+    );
+    let tools: Vec<&str> = first["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        tools,
+        ["list_dir", "read_file", "search", "write_file", "finish"]
+    );
+    // The refused write came back to the model as a tool result saying so.
+    let fourth = requests[3].json();
+    let refusal = fourth["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "tool")
+        .unwrap();
+    let refusal = refusal["content"].as_str().unwrap();
+    assert!(
+        refusal.starts_with("permission denied") && refusal.contains("reports/"),
+        "{refusal}"
+    );
+    assert_eq!(
+        requests[0].header("authorization"),
+        Some(format!("Bearer {SECRET}").as_str())
+    );
+    assert_eq!(
+        manager.get(&id).unwrap().key,
+        "smart",
+        "the effective model is the concurrency key"
+    );
+}
+
+#[tokio::test]
+async fn secrets_never_reach_the_guest() {
+    let server = TestServer::start(vec![answer(
+        "",
+        &[("finish", json!({"summary": "done"}))],
+        (1, 1),
+    )])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let manager = manager(
+        dir.path(),
+        &server.url(),
+        &[
+            ("reporter", &prompt_agent(), REPORTER),
+            ("escape", &guest("escape"), "tools = [\"model\"]"),
+        ],
+    );
+    let fixture = Fixture::new();
+    let (agent_id, agent) = manager
+        .run(LaunchRequest::new(
+            SubagentRef::Name("reporter".into()),
+            "go",
+            &fixture.workspace,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(agent.status, TaskStatus::Completed);
+    // The key went to the provider, and nowhere a guest can see: not its
+    // task, environment, output, events or result.
+    assert_eq!(
+        server.received()[0].header("authorization"),
+        Some(format!("Bearer {SECRET}").as_str())
+    );
+    let (_, env) = manager
+        .run(LaunchRequest::new(
+            SubagentRef::Name("escape".into()),
+            "env",
+            &fixture.workspace,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(env.data.as_ref().unwrap()["vars"], json!([]));
+    let mut events = manager.subscribe(&agent_id).unwrap();
+    let mut seen = String::new();
+    while let Some(subagent_host::tasks::StreamItem::Event(event)) = events.next().await {
+        seen += &serde_json::to_string(&event).unwrap();
+    }
+    seen += &serde_json::to_string(&agent).unwrap();
+    seen += &serde_json::to_string(&env).unwrap();
+    for request in server.received() {
+        seen += &request.json().to_string();
+    }
+    assert!(
+        !seen.contains(SECRET),
+        "the key leaked into what the guest sees or sends"
+    );
+}
+
+#[tokio::test]
+async fn model_resolution_precedence_at_launch() {
+    let server = TestServer::start(vec![]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let noop = guest("noop");
+    let nester = guest("nester");
+    let manager = manager(
+        dir.path(),
+        &server.url(),
+        &[
+            ("pinned", &noop, "tools = [\"model\"]\nmodel = \"smart\""),
+            ("unpinned", &noop, "tools = [\"model\"]"),
+            ("no-model", &noop, "model = \"smart\""),
+            ("typo", &noop, "tools = [\"model\"]\nmodel = \"smrt\""),
+            (
+                "inheritor",
+                &noop,
+                "tools = [\"model\"]\nmodel = \"inherit\"",
+            ),
+            (
+                "parent",
+                &nester,
+                "tools = [\"model\", \"subagents\"]\nmodel = \"smart\"",
+            ),
+        ],
+    );
+    let ws = tempfile::tempdir().unwrap();
+    let run = |name: &str, model: Option<&str>| {
+        let mut request = LaunchRequest::new(SubagentRef::Name(name.into()), "x", ws.path());
+        request.model = model.map(str::to_owned);
+        let manager = manager.clone();
+        async move {
+            let (id, result) = manager.run(request).await?;
+            Ok::<_, ManagerError>((manager.get(&id).unwrap().key, result.model))
+        }
+    };
+    // manifest > host default; launch override > manifest.
+    assert_eq!(
+        run("pinned", None).await.unwrap(),
+        ("smart".into(), Some("smart".into()))
+    );
+    assert_eq!(
+        run("pinned", Some("fast")).await.unwrap(),
+        ("fast".into(), Some("fast".into()))
+    );
+    assert_eq!(
+        run("unpinned", None).await.unwrap(),
+        ("fast".into(), Some("fast".into()))
+    );
+    // Without the `model` tool the key stays the subagent's name.
+    assert_eq!(run("no-model", None).await.unwrap().0, "no-model");
+    // An unknown alias is refused at launch, with a suggestion.
+    let err = run("typo", None).await.unwrap_err().to_string();
+    assert!(
+        err.contains("subagent `typo` uses model `smrt`") && err.contains("did you mean `smart`?"),
+        "{err}"
+    );
+    let err = run("pinned", Some("nope/x")).await.unwrap_err().to_string();
+    assert!(err.contains("nope"), "{err}");
+    // `inherit` takes the parent's effective model.
+    let spec = json!({"spawn": [{"subagent": "inheritor", "prompt": "x"}], "await": true});
+    let (parent, result) = manager
+        .run(LaunchRequest::new(
+            SubagentRef::Name("parent".into()),
+            spec.to_string(),
+            ws.path(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(result.status, TaskStatus::Completed, "{result:#?}");
+    let child = &manager.get(&parent).unwrap().children[0];
+    assert_eq!(manager.get(child).unwrap().model.as_deref(), Some("smart"));
+}
+
+#[tokio::test]
+async fn usage_rolls_up_through_nested_tasks() {
+    let finish = || answer("", &[("finish", json!({"summary": "ok"}))], (10, 5));
+    let server = TestServer::start(vec![finish(), finish()]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let manager = manager(
+        dir.path(),
+        &server.url(),
+        &[
+            ("reporter", &prompt_agent(), REPORTER),
+            (
+                "parent",
+                &guest("nester"),
+                "tools = [\"model\", \"subagents\"]\npermission_mode = \"default\"",
+            ),
+        ],
+    );
+    let fixture = Fixture::new();
+    let spec = json!({"spawn": [{"subagent": "reporter", "prompt": "a"}, {"subagent": "reporter", "prompt": "b"}], "await": true});
+    let (_, result) = manager
+        .run(LaunchRequest::new(
+            SubagentRef::Name("parent".into()),
+            spec.to_string(),
+            &fixture.workspace,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(result.status, TaskStatus::Completed, "{result:#?}");
+    assert_eq!(
+        result.usage.model_calls, 0,
+        "the parent itself called no model"
+    );
+    let total = result
+        .usage
+        .total
+        .expect("a parent's usage includes its descendants");
+    assert_eq!(
+        (
+            total.tasks,
+            total.model_calls,
+            total.input_tokens,
+            total.output_tokens
+        ),
+        (3, 2, 20, 10)
+    );
+}
+
+#[tokio::test]
+async fn a_model_call_without_the_grant_is_denied() {
+    let server = TestServer::start(vec![]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let no_grant = "permission_mode = \"readonly\"\nprompt = \"p\"";
+    let manager = manager(
+        dir.path(),
+        &server.url(),
+        &[("ungranted", &prompt_agent(), no_grant)],
+    );
+    let ws = tempfile::tempdir().unwrap();
+    let (_, result) = manager
+        .run(LaunchRequest::new(
+            SubagentRef::Name("ungranted".into()),
+            "go",
+            ws.path(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(result.status, TaskStatus::Failed);
+    let message = result.error.unwrap().message;
+    assert!(
+        message.contains("denied") && message.contains("add \"model\" to `tools`"),
+        "{message}"
+    );
+    assert!(server.received().is_empty(), "nothing reached the provider");
+}
+
+#[test]
+fn record_then_replay_offline_through_the_cli() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(TestServer::start(vec![
+        answer("", &[("list_dir", json!({"path": "."}))], (30, 4)),
+        answer(
+            "",
+            &[("finish", json!({"summary": "Looked around."}))],
+            (40, 6),
+        ),
+    ]));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!("default_model = \"local\"\n[models.local]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"scripted-1\"\nmax_retries = 0\n", server.url()),
+    )
+    .unwrap();
+    let bundle = dir.path().join("agent");
+    std::fs::create_dir_all(&bundle).unwrap();
+    std::fs::write(
+        bundle.join("subagent.toml"),
+        format!(
+            "name = \"agent\"\ndescription = \"d\"\ncomponent = {:?}\ntools = [\"model\"]\n",
+            prompt_agent().display().to_string()
+        ),
+    )
+    .unwrap();
+    let ws = tempfile::tempdir().unwrap();
+    let recording = dir.path().join("session.jsonl");
+    let args = |extra: &[&str]| {
+        let mut args = vec![
+            "--config",
+            path(&config),
+            "run",
+            path(&bundle),
+            "look around",
+            "--workspace",
+            path(ws.path()),
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        args.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let live = args(&["--record", path(&recording)]);
+    let live = subagent(&live.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code(&live), 0, "{}", stderr(&live));
+    let live: Value = serde_json::from_str(&stdout(&live)).unwrap();
+    assert_eq!(live["summary"], "Looked around.");
+    assert_eq!(live["model"], "local");
+    drop(server);
+    drop(runtime);
+
+    // The provider is gone; the recording answers.
+    let replayed = args(&["--replay", path(&recording)]);
+    let replayed = subagent(&replayed.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code(&replayed), 0, "{}", stderr(&replayed));
+    let replayed: Value = serde_json::from_str(&stdout(&replayed)).unwrap();
+    assert_eq!(replayed["summary"], live["summary"]);
+    assert_eq!(
+        replayed["usage"]["input_tokens"],
+        live["usage"]["input_tokens"]
+    );
+
+    // A different conversation does not match the recording: a clear error.
+    let mut other = args(&["--replay", path(&recording)]);
+    other[4] = "do something else".into();
+    let other = subagent(&other.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code(&other), 1);
+    let report: Value = serde_json::from_str(&stdout(&other)).unwrap();
+    let message = report["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("does not match the recording") || message.contains("recording"),
+        "{message}"
+    );
+}
