@@ -11,6 +11,8 @@
 pub mod bundle;
 pub mod capabilities;
 pub mod cli;
+pub mod definitions;
+pub mod diagnostic;
 pub mod ids;
 pub mod manifest;
 pub mod model;

@@ -198,48 +198,7 @@ impl Manifest {
 }
 
 /// A manifest that cannot be used, with where and how to fix it.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub struct ManifestError {
-    pub path: PathBuf,
-    /// 1-based; 0 when the problem is not tied to a place in the file.
-    pub line: usize,
-    pub column: usize,
-    pub message: String,
-    /// The offending line of the file, for display.
-    pub source_line: Option<String>,
-    /// How to fix it.
-    pub help: Option<String>,
-}
-
-impl fmt::Display for ManifestError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{}", self.message)?;
-        if self.line == 0 {
-            write!(f, "  --> {}", self.path.display())?;
-        } else {
-            write!(
-                f,
-                "  --> {}:{}:{}",
-                self.path.display(),
-                self.line,
-                self.column
-            )?;
-        }
-        if let Some(line) = &self.source_line {
-            let number = self.line.to_string();
-            let pad = " ".repeat(number.len());
-            write!(
-                f,
-                "\n{pad} |\n{number} | {line}\n{pad} | {}^",
-                " ".repeat(self.column.saturating_sub(1))
-            )?;
-        }
-        if let Some(help) = &self.help {
-            write!(f, "\n  = help: {help}")?;
-        }
-        Ok(())
-    }
-}
+pub type ManifestError = crate::diagnostic::SourceError;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -302,30 +261,7 @@ impl Doc<'_> {
         message: impl Into<String>,
         help: Option<String>,
     ) -> ManifestError {
-        let (line, column, source_line) = match span {
-            Some(span) => {
-                let start = span.start.min(self.text.len());
-                let before = &self.text[..start];
-                let line = before.matches('\n').count() + 1;
-                let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-                let column = self.text[line_start..start].chars().count() + 1;
-                let source = self.text[line_start..]
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .to_owned();
-                (line, column, Some(source))
-            }
-            None => (0, 0, None),
-        };
-        ManifestError {
-            path: self.path.to_owned(),
-            line,
-            column,
-            message: message.into(),
-            source_line,
-            help,
-        }
+        crate::diagnostic::error_at(self.path, self.text, span, message, help)
     }
 
     fn at<T>(
@@ -339,49 +275,12 @@ impl Doc<'_> {
 
     /// Turn a TOML or serde error into one that says how to fix it.
     fn toml_error(&self, err: &toml::de::Error) -> ManifestError {
-        let message = err.message().trim().to_owned();
-        let span = err.span();
-        if let Some(field) = between_backticks(&message, "unknown field `") {
-            let expected = expected_fields(&message);
-            let candidates: Vec<&str> = if expected.is_empty() {
-                FIELDS.to_vec()
-            } else {
-                expected.iter().map(String::as_str).collect()
-            };
-            let help = match did_you_mean(field, &candidates) {
-                Some(best) => format!("did you mean `{best}`?"),
-                None => format!("remove it; the fields here are: {}", candidates.join(", ")),
-            };
-            return self.error(span, format!("unknown field `{field}`"), Some(help));
-        }
-        if let Some(field) = between_backticks(&message, "missing field `") {
-            let help = match field {
-                "name" => {
-                    "add `name = \"my-subagent\"` (lowercase letters, digits and `-`)".to_owned()
-                }
-                "description" => {
-                    "add `description = \"…\"`: one line saying when to delegate to this subagent"
-                        .to_owned()
-                }
-                "component" => {
-                    "add `component = \"path/to/subagent.wasm\"`, relative to this file".to_owned()
-                }
-                "command" => {
-                    "add `command = \"cargo build --release --target wasm32-wasip2\"` under [build]"
-                        .to_owned()
-                }
-                other => format!("add `{other}`"),
-            };
-            // A missing field has no place of its own; point at the table, or the top.
-            let span = span.filter(|s| s.start > 0 || s.end < self.text.len());
-            return self.error(span, format!("missing field `{field}`"), Some(help));
-        }
-        let help = if message.contains("invalid type") {
-            "see the manifest reference in README.md for each field's type".to_owned()
-        } else {
-            "this is not valid TOML; check quotes, brackets and `=` on this line".to_owned()
+        let help = crate::diagnostic::TomlHelp {
+            fields: FIELDS,
+            missing: missing_field_help,
+            invalid_type: "see the manifest reference in README.md for each field's type",
         };
-        self.error(span, message, Some(help))
+        crate::diagnostic::toml_error(self.path, self.text, err, &help)
     }
 
     fn validate(&self, raw: RawManifest) -> Result<Manifest, ManifestError> {
@@ -655,6 +554,24 @@ fn clean_path(path: &Path) -> PathBuf {
     out
 }
 
+fn missing_field_help(field: &str) -> String {
+    match field {
+        "name" => "add `name = \"my-subagent\"` (lowercase letters, digits and `-`)".to_owned(),
+        "description" => {
+            "add `description = \"…\"`: one line saying when to delegate to this subagent"
+                .to_owned()
+        }
+        "component" => {
+            "add `component = \"path/to/subagent.wasm\"`, relative to this file".to_owned()
+        }
+        "command" => {
+            "add `command = \"cargo build --release --target wasm32-wasip2\"` under [build]"
+                .to_owned()
+        }
+        other => format!("add `{other}`"),
+    }
+}
+
 /// Is `name` a valid subagent name?
 pub fn valid_name(name: &str) -> bool {
     let bytes = name.as_bytes();
@@ -693,33 +610,7 @@ pub fn normalize_write_dir(dir: &str) -> Result<String, String> {
     Ok(parts.join("/"))
 }
 
-/// The candidate closest to `word`, if any is close enough to be a likely typo.
-pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    candidates
-        .iter()
-        .map(|c| (strsim::jaro_winkler(word, c), *c))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
-}
-
-fn between_backticks<'m>(message: &'m str, prefix: &str) -> Option<&'m str> {
-    let rest = &message[message.find(prefix)? + prefix.len()..];
-    Some(&rest[..rest.find('`')?])
-}
-
-/// The field names serde lists after "expected one of".
-fn expected_fields(message: &str) -> Vec<String> {
-    let Some(at) = message.find("expected") else {
-        return Vec::new();
-    };
-    message[at..]
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_owned)
-        .collect()
-}
+pub use crate::diagnostic::did_you_mean;
 
 #[cfg(test)]
 mod tests {

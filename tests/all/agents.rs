@@ -505,9 +505,15 @@ fn example_host_configs_are_valid() {
     let dir = repo_root().join("examples").join("config");
     let mut count = 0;
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let config = subagent_host::model::config::load(Some(&entry.path())).unwrap_or_else(|e| panic!("{e}"));
-        let default = config.default_model.clone().expect("each example sets default_model");
-        config.resolve(&default).unwrap_or_else(|e| panic!("{}: {e}", entry.path().display()));
+        let config = subagent_host::model::config::load(Some(&entry.path()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let default = config
+            .default_model
+            .clone()
+            .expect("each example sets default_model");
+        config
+            .resolve(&default)
+            .unwrap_or_else(|e| panic!("{}: {e}", entry.path().display()));
         count += 1;
     }
     assert!(count >= 2);

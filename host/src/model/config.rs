@@ -345,48 +345,7 @@ impl fmt::Display for ResolveError {
 }
 
 /// A host config that cannot be used, with where and how to fix it.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub struct ConfigError {
-    pub path: PathBuf,
-    /// 1-based; 0 when the problem is not tied to a place in the file.
-    pub line: usize,
-    pub column: usize,
-    pub message: String,
-    /// The offending line of the file, for display.
-    pub source_line: Option<String>,
-    /// How to fix it.
-    pub help: Option<String>,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{}", self.message)?;
-        if self.line == 0 {
-            write!(f, "  --> {}", self.path.display())?;
-        } else {
-            write!(
-                f,
-                "  --> {}:{}:{}",
-                self.path.display(),
-                self.line,
-                self.column
-            )?;
-        }
-        if let Some(line) = &self.source_line {
-            let number = self.line.to_string();
-            let pad = " ".repeat(number.len());
-            write!(
-                f,
-                "\n{pad} |\n{number} | {line}\n{pad} | {}^",
-                " ".repeat(self.column.saturating_sub(1))
-            )?;
-        }
-        if let Some(help) = &self.help {
-            write!(f, "\n  = help: {help}")?;
-        }
-        Ok(())
-    }
-}
+pub type ConfigError = crate::diagnostic::SourceError;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -434,30 +393,7 @@ impl Doc<'_> {
         message: impl Into<String>,
         help: Option<String>,
     ) -> ConfigError {
-        let (line, column, source_line) = match span {
-            Some(span) => {
-                let start = span.start.min(self.text.len());
-                let before = &self.text[..start];
-                let line = before.matches('\n').count() + 1;
-                let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-                let column = self.text[line_start..start].chars().count() + 1;
-                let source = self.text[line_start..]
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .to_owned();
-                (line, column, Some(source))
-            }
-            None => (0, 0, None),
-        };
-        ConfigError {
-            path: self.path.to_owned(),
-            line,
-            column,
-            message: message.into(),
-            source_line,
-            help,
-        }
+        crate::diagnostic::error_at(self.path, self.text, span, message, help)
     }
 
     fn at<T>(
@@ -471,38 +407,13 @@ impl Doc<'_> {
 
     /// Turn a TOML or serde error into one that says how to fix it.
     fn toml_error(&self, err: &toml::de::Error) -> ConfigError {
-        let message = err.message().trim().to_owned();
-        let span = err.span();
-        if let Some(field) = between_backticks(&message, "unknown field `") {
-            let expected = expected_fields(&message);
-            let candidates: Vec<&str> = if expected.is_empty() {
-                MODEL_FIELDS.iter().chain(TOP_FIELDS).copied().collect()
-            } else {
-                expected.iter().map(String::as_str).collect()
-            };
-            let help = match did_you_mean(field, &candidates) {
-                Some(best) => format!("did you mean `{best}`?"),
-                None => format!("remove it; the fields here are: {}", candidates.join(", ")),
-            };
-            return self.error(span, format!("unknown field `{field}`"), Some(help));
-        }
-        if let Some(field) = between_backticks(&message, "missing field `") {
-            let help = match field {
-                "provider" => {
-                    "add `provider = \"openai\"` (any OpenAI-compatible server), \"anthropic\" or \"replay\""
-                        .to_owned()
-                }
-                other => format!("add `{other}`"),
-            };
-            let span = span.filter(|s| s.start > 0 || s.end < self.text.len());
-            return self.error(span, format!("missing field `{field}`"), Some(help));
-        }
-        let help = if message.contains("invalid type") || message.contains("invalid value") {
-            "`provider`, `base_url`, `model`, `api_key_env`, `timeout` and `file` are strings; `max_retries` and `max_tokens` are non-negative integers".to_owned()
-        } else {
-            "this is not valid TOML; check quotes, brackets and `=` on this line".to_owned()
+        let fields: Vec<&str> = MODEL_FIELDS.iter().chain(TOP_FIELDS).copied().collect();
+        let help = crate::diagnostic::TomlHelp {
+            fields: &fields,
+            missing: missing_field_help,
+            invalid_type: "`provider`, `base_url`, `model`, `api_key_env`, `timeout` and `file` are strings; `max_retries` and `max_tokens` are non-negative integers",
         };
-        self.error(span, message, Some(help))
+        crate::diagnostic::toml_error(self.path, self.text, err, &help)
     }
 
     fn validate(&self, raw: RawConfig) -> Result<HostConfig, ConfigError> {
@@ -751,24 +662,6 @@ fn valid_env_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn between_backticks<'m>(message: &'m str, prefix: &str) -> Option<&'m str> {
-    let rest = &message[message.find(prefix)? + prefix.len()..];
-    Some(&rest[..rest.find('`')?])
-}
-
-/// The field names serde lists after "expected one of".
-fn expected_fields(message: &str) -> Vec<String> {
-    let Some(at) = message.find("expected") else {
-        return Vec::new();
-    };
-    message[at..]
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_owned)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -812,5 +705,12 @@ mod tests {
             config.resolve("r").unwrap().file.as_deref(),
             Some(Path::new("/etc/subagent/s.jsonl"))
         );
+    }
+}
+
+fn missing_field_help(field: &str) -> String {
+    match field {
+        "provider" => "add `provider = \"openai\"` (any OpenAI-compatible server), \"anthropic\" or \"replay\"".to_owned(),
+        other => format!("add `{other}`"),
     }
 }
