@@ -1,15 +1,31 @@
 //! Find and load subagent bundles: a directory holding `subagent.toml` and the
-//! component it names, found by path or by name in the registries.
+//! component it names, or a Markdown definition (`name.md`, see
+//! [`crate::definitions`]) run by the `prompt-agent` component; found by path
+//! or by name in the registries.
 //!
 //! Registries are searched in order: each `--agents DIR`, then
-//! `<workspace>/.subagents/`, then the user's config dir
+//! `<workspace>/.subagents/`, then the project directories of the coding
+//! agents whose definitions we read — `<workspace>/.claude/agents/` (Claude
+//! Code), `<workspace>/.cursor/agents/` (Cursor), `<workspace>/.qwen/agents/`
+//! (qwen-code) — then the user's config dir
 //! (`$XDG_CONFIG_HOME/subagent/agents`, else `~/.config/subagent/agents`).
-//! A bundle found earlier shadows one of the same name found later.
+//! In each, a bundle is a subdirectory holding `subagent.toml`, or a `*.md`
+//! file directly inside it. A bundle found earlier shadows one of the same
+//! name found later.
+//!
+//! A Markdown definition runs with the component, digest pin and limits of
+//! the bundle named `prompt-agent` found in the same registries (the first
+//! one, in the order above; for a definition opened by path, the directory
+//! holding it is searched last).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::definitions::{self, Definition, RUNNER, Warning};
 use crate::manifest::{MANIFEST_FILE, Manifest, ManifestError, PromptSource};
+
+/// The help of an error about a missing `prompt-agent`.
+const RUNNER_HELP: &str = "build plugins/prompt-agent (`subagent build plugins/prompt-agent`) and put it in a registry, e.g. --agents plugins";
 
 /// A loaded bundle: its manifest and its system prompt.
 #[derive(Clone, Debug)]
@@ -17,6 +33,9 @@ pub struct Bundle {
     pub manifest: Manifest,
     /// The system prompt, read from `prompt` or `prompt_file`.
     pub system_prompt: Option<String>,
+    /// What a Markdown definition ignored or narrowed (see
+    /// [`crate::definitions`]); empty for a `subagent.toml` bundle.
+    pub warnings: Vec<Warning>,
 }
 
 /// Why a bundle could not be found, loaded or built.
@@ -24,7 +43,7 @@ pub struct Bundle {
 pub enum BundleError {
     #[error("{0}")]
     Manifest(#[from] ManifestError),
-    #[error("no bundle at `{}`: {reason}\n  = help: pass a bundle directory (holding {MANIFEST_FILE}), its {MANIFEST_FILE}, or the name of a subagent in a registry (`subagent list`)", path.display())]
+    #[error("no bundle at `{}`: {reason}\n  = help: pass a bundle directory (holding {MANIFEST_FILE}), its {MANIFEST_FILE}, a Markdown definition (.md), or the name of a subagent in a registry (`subagent list`)", path.display())]
     NotFound { path: PathBuf, reason: String },
     #[error("no subagent named `{name}` in the registries ({searched})\n  = help: {help}")]
     UnknownName {
@@ -38,6 +57,14 @@ pub enum BundleError {
         path: PathBuf,
         manifest: PathBuf,
         source: std::io::Error,
+    },
+    /// A Markdown definition, but no usable `prompt-agent` to run it.
+    #[error("subagent `{name}` ({}) is a Markdown definition, run by the `{RUNNER}` component, but {reason}\n  = help: {help}", path.display())]
+    NoRunner {
+        name: String,
+        path: PathBuf,
+        reason: String,
+        help: String,
     },
     #[error("build of subagent `{name}` failed: `{command}` {status}\n  = help: fix the build, or run it by hand in {}", dir.display())]
     Build {
@@ -56,7 +83,14 @@ impl Bundle {
     ///
     /// [`BundleError::NotFound`] when nothing is there, [`BundleError::Manifest`]
     /// for an invalid manifest, [`BundleError::Prompt`] for a missing prompt file.
+    ///
+    /// A Markdown definition (`*.md`) runs with a `prompt-agent` bundle found
+    /// in its own directory; [`Registries::open_definition`] searches the
+    /// registries too.
     pub fn open(path: &Path) -> Result<Bundle, BundleError> {
+        if definitions::is_definition_file(path) && path.is_file() {
+            return Registries::default().open_definition(path);
+        }
         let manifest_path = if path.is_dir() {
             path.join(MANIFEST_FILE)
         } else {
@@ -100,7 +134,19 @@ impl Bundle {
         Ok(Bundle {
             manifest,
             system_prompt,
+            warnings: Vec::new(),
         })
+    }
+
+    /// The bundle that runs `definition` with `runner`, the manifest of the
+    /// `prompt-agent` bundle.
+    pub fn from_definition(definition: Definition, runner: &Manifest) -> Bundle {
+        let manifest = definition.to_manifest(runner);
+        Bundle {
+            system_prompt: definition.prompt,
+            warnings: definition.warnings,
+            manifest,
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -153,6 +199,7 @@ pub struct Registries {
 #[derive(Debug)]
 pub struct Entry {
     pub registry: PathBuf,
+    /// The bundle directory, or the `.md` file of a Markdown definition.
     pub dir: PathBuf,
     pub bundle: Result<Bundle, BundleError>,
     /// True when a bundle of the same name in an earlier registry wins.
@@ -160,10 +207,17 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// The subagent's name, or the directory name for a broken bundle.
+    /// The subagent's name, or the directory name (the file name without
+    /// `.md`) for a broken bundle.
     pub fn name(&self) -> String {
         match &self.bundle {
             Ok(bundle) => bundle.name().to_owned(),
+            Err(BundleError::NoRunner { name, .. }) => name.clone(),
+            Err(_) if definitions::is_definition_file(&self.dir) => self
+                .dir
+                .file_stem()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             Err(_) => self
                 .dir
                 .file_name()
@@ -175,43 +229,132 @@ impl Entry {
 
 impl Registries {
     /// The standard search order: `extra` dirs, then `<workspace>/.subagents`,
-    /// then the user config dir.
+    /// then `<workspace>/.claude/agents`, `<workspace>/.cursor/agents` and
+    /// `<workspace>/.qwen/agents`, then the user config dir.
     pub fn standard(extra: &[PathBuf], workspace: &Path) -> Registries {
         let mut dirs = extra.to_vec();
         dirs.push(workspace.join(".subagents"));
+        for agent in [".claude", ".cursor", ".qwen"] {
+            dirs.push(workspace.join(agent).join("agents"));
+        }
         if let Some(config) = crate::paths::config_dir() {
             dirs.push(config.join("agents"));
         }
         Registries { dirs }
     }
 
-    /// Every bundle in every registry, in precedence order.
+    /// Every bundle in every registry, in precedence order: in each
+    /// registry, its bundle directories and `.md` definitions sorted by path.
     pub fn entries(&self) -> Vec<Entry> {
-        let mut entries: Vec<Entry> = Vec::new();
+        // Bundle directories first, so the definitions can find prompt-agent.
+        let mut found: Vec<(PathBuf, PathBuf, Option<Result<Bundle, BundleError>>)> = Vec::new();
         for registry in &self.dirs {
             let Ok(read) = std::fs::read_dir(registry) else {
                 continue;
             };
-            let mut dirs: Vec<PathBuf> = read
+            let mut paths: Vec<PathBuf> = read
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.join(MANIFEST_FILE).is_file()
+                        || (definitions::is_definition_file(p) && p.is_file())
+                })
+                .collect();
+            paths.sort();
+            for path in paths {
+                let bundle = (!definitions::is_definition_file(&path)).then(|| Bundle::open(&path));
+                found.push((registry.clone(), path, bundle));
+            }
+        }
+        let runner = first_runner(
+            found
+                .iter()
+                .filter_map(|(_, dir, bundle)| Some((dir.as_path(), bundle.as_ref()?))),
+            &self.dirs,
+        );
+        let mut entries: Vec<Entry> = Vec::with_capacity(found.len());
+        for (registry, dir, bundle) in found {
+            let bundle = match bundle {
+                Some(bundle) => bundle,
+                None => Definition::load(&dir)
+                    .map_err(BundleError::from)
+                    .and_then(|definition| with_runner(definition, &runner)),
+            };
+            let mut entry = Entry {
+                registry,
+                dir,
+                bundle,
+                shadowed: false,
+            };
+            let name = entry.name();
+            entry.shadowed = entries.iter().any(|e| e.name() == name);
+            entries.push(entry);
+        }
+        entries
+    }
+
+    /// Load the Markdown definition at `path`, to run with the first
+    /// `prompt-agent` bundle in the registries, else in the directory
+    /// holding the definition.
+    ///
+    /// # Errors
+    ///
+    /// [`BundleError::NotFound`] when there is no file, [`BundleError::Manifest`]
+    /// for an invalid definition, [`BundleError::NoRunner`] when no usable
+    /// `prompt-agent` bundle is found.
+    pub fn open_definition(&self, path: &Path) -> Result<Bundle, BundleError> {
+        if !path.is_file() {
+            return Err(BundleError::NotFound {
+                path: path.to_owned(),
+                reason: if path.exists() {
+                    "it is not a file".to_owned()
+                } else {
+                    "it does not exist".to_owned()
+                },
+            });
+        }
+        let definition = Definition::load(path)?;
+        let own_dir = match path.parent() {
+            Some(dir) if dir.as_os_str().is_empty() => Path::new("."),
+            Some(dir) => dir,
+            None => Path::new("."),
+        };
+        with_runner(definition, &self.find_runner(Some(own_dir)))
+    }
+
+    /// The manifest of the first bundle named `prompt-agent` in the
+    /// registries (then in `also`), or why there is none to use.
+    fn find_runner(&self, also: Option<&Path>) -> Result<Manifest, RunnerProblem> {
+        let mut dirs = self.dirs.clone();
+        if let Some(dir) = also {
+            if !dirs.iter().any(|d| d == dir) {
+                dirs.push(dir.to_owned());
+            }
+        }
+        let mut bundles: Vec<(PathBuf, Result<Bundle, BundleError>)> = Vec::new();
+        'registries: for registry in &dirs {
+            let Ok(read) = std::fs::read_dir(registry) else {
+                continue;
+            };
+            let mut paths: Vec<PathBuf> = read
                 .filter_map(Result::ok)
                 .map(|e| e.path())
                 .filter(|p| p.join(MANIFEST_FILE).is_file())
                 .collect();
-            dirs.sort();
-            for dir in dirs {
+            paths.sort();
+            for dir in paths {
                 let bundle = Bundle::open(&dir);
-                let mut entry = Entry {
-                    registry: registry.clone(),
-                    dir,
-                    bundle,
-                    shadowed: false,
+                let hit = match &bundle {
+                    Ok(bundle) => bundle.name() == RUNNER,
+                    Err(_) => dir.file_name().is_some_and(|n| n == RUNNER),
                 };
-                let name = entry.name();
-                entry.shadowed = entries.iter().any(|e| e.name() == name);
-                entries.push(entry);
+                bundles.push((dir, bundle));
+                if hit {
+                    break 'registries;
+                }
             }
         }
-        entries
+        first_runner(bundles.iter().map(|(dir, b)| (dir.as_path(), b)), &dirs)
     }
 
     /// Resolve a subagent by name only (never a path).
@@ -264,10 +407,78 @@ impl Registries {
     /// closest known name.
     pub fn resolve(&self, spec: &str) -> Result<Bundle, BundleError> {
         let path = Path::new(spec);
-        let looks_like_path = spec.contains('/') || spec.ends_with(".toml") || path.exists();
+        let looks_like_path = spec.contains('/')
+            || spec.ends_with(".toml")
+            || definitions::is_definition_file(path)
+            || path.exists();
         if looks_like_path || !crate::manifest::valid_name(spec) {
+            if definitions::is_definition_file(path) && path.is_file() {
+                return self.open_definition(path);
+            }
             return Bundle::open(path);
         }
         self.resolve_name(spec)
+    }
+}
+
+/// Why no `prompt-agent` can run a definition.
+#[derive(Clone, Debug)]
+struct RunnerProblem {
+    reason: String,
+    help: String,
+}
+
+/// The manifest of the first of `bundles` named `prompt-agent` (a broken
+/// bundle by its directory name), or why there is none to use.
+fn first_runner<'b>(
+    bundles: impl IntoIterator<Item = (&'b Path, &'b Result<Bundle, BundleError>)>,
+    searched: &[PathBuf],
+) -> Result<Manifest, RunnerProblem> {
+    for (dir, bundle) in bundles {
+        match bundle {
+            Ok(bundle) if bundle.name() == RUNNER => return Ok(bundle.manifest.clone()),
+            Err(err) if dir.file_name().is_some_and(|n| n == RUNNER) => {
+                let text = err.to_string();
+                let first = text.lines().next().unwrap_or_default();
+                return Err(RunnerProblem {
+                    reason: format!(
+                        "the `{RUNNER}` bundle at {} is broken: {first}",
+                        dir.display()
+                    ),
+                    help: format!(
+                        "fix it (`subagent validate {}` shows the whole error), or {RUNNER_HELP}",
+                        dir.display()
+                    ),
+                });
+            }
+            _ => {}
+        }
+    }
+    let searched: Vec<String> = searched.iter().map(|d| d.display().to_string()).collect();
+    Err(RunnerProblem {
+        reason: format!(
+            "no registry has a `{RUNNER}` bundle (searched: {})",
+            if searched.is_empty() {
+                "none".to_owned()
+            } else {
+                searched.join(", ")
+            }
+        ),
+        help: RUNNER_HELP.to_owned(),
+    })
+}
+
+fn with_runner(
+    definition: Definition,
+    runner: &Result<Manifest, RunnerProblem>,
+) -> Result<Bundle, BundleError> {
+    match runner {
+        Ok(runner) => Ok(Bundle::from_definition(definition, runner)),
+        Err(problem) => Err(BundleError::NoRunner {
+            name: definition.name,
+            path: definition.path,
+            reason: problem.reason.clone(),
+            help: problem.help.clone(),
+        }),
     }
 }

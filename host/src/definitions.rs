@@ -86,8 +86,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::manifest::{
-    Manifest, ManifestError, PermissionMode, PromptSource, Tool, did_you_mean,
-    normalize_write_dir, valid_name,
+    Manifest, ManifestError, PermissionMode, PromptSource, Tool, did_you_mean, normalize_write_dir,
+    valid_name,
 };
 
 /// The name of the bundle whose component runs Markdown definitions.
@@ -492,11 +492,15 @@ impl<'a> Parser<'_, 'a> {
         let form = "each frontmatter line is `key: value`; a list item is `- item` under its key, \
                     and a long text is a `>` block";
         if content.starts_with('"') || content.starts_with('\'') {
-            return malformed(0, "quoted keys are not supported", "write the key without quotes");
+            return malformed(
+                0,
+                "quoted keys are not supported",
+                "write the key without quotes",
+            );
         }
         let bytes = content.as_bytes();
-        let colon =
-            (0..bytes.len()).find(|&i| bytes[i] == b':' && matches!(bytes.get(i + 1), None | Some(b' ' | b'\t')));
+        let colon = (0..bytes.len())
+            .find(|&i| bytes[i] == b':' && matches!(bytes.get(i + 1), None | Some(b' ' | b'\t')));
         let Some(colon) = colon else {
             return match content.find(':') {
                 Some(i) => malformed(
@@ -794,7 +798,12 @@ impl<'a> Parser<'_, 'a> {
                 '"' => return Ok((out, offset(i) + 1)),
                 '\\' => {
                     let bad = |help: &str| {
-                        Err(self.src.error(index, offset(i), "an invalid escape in a quoted string", help))
+                        Err(self.src.error(
+                            index,
+                            offset(i),
+                            "an invalid escape in a quoted string",
+                            help,
+                        ))
                     };
                     let Some((_, e)) = chars.next() else {
                         return bad("a `\\` at the end of the line: write `\\\\` for a backslash");
@@ -1083,11 +1092,21 @@ struct Mapper<'s, 'a> {
 }
 
 impl Mapper<'_, '_> {
-    fn at_key(&self, field: &Field, message: impl Into<String>, help: impl Into<String>) -> ManifestError {
+    fn at_key(
+        &self,
+        field: &Field,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) -> ManifestError {
         self.src.error(field.index, field.byte, message, help)
     }
 
-    fn at(&self, scalar: &Scalar, message: impl Into<String>, help: impl Into<String>) -> ManifestError {
+    fn at(
+        &self,
+        scalar: &Scalar,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) -> ManifestError {
         self.src.error(scalar.index, scalar.byte, message, help)
     }
 
@@ -1097,7 +1116,11 @@ impl Mapper<'_, '_> {
     }
 
     /// A field that must be one value (or absent / null).
-    fn scalar<'f>(&self, field: &'f Field, help: &str) -> Result<Option<&'f Scalar>, ManifestError> {
+    fn scalar<'f>(
+        &self,
+        field: &'f Field,
+        help: &str,
+    ) -> Result<Option<&'f Scalar>, ManifestError> {
         match &field.value {
             Value::Scalar(s) => Ok(Some(s)),
             Value::Null => Ok(None),
@@ -1110,20 +1133,32 @@ impl Mapper<'_, '_> {
     }
 
     /// A field holding a list (a comma-separated string too, with `split`).
-    fn list<'f>(&self, field: &'f Field, split: bool, help: &str) -> Result<Option<Vec<(String, usize)>>, ManifestError> {
+    fn list<'f>(
+        &self,
+        field: &'f Field,
+        split: bool,
+        help: &str,
+    ) -> Result<Option<Vec<(String, usize)>>, ManifestError> {
         match &field.value {
             Value::Null => Ok(None),
             Value::List(items) => Ok(Some(
                 items
                     .iter()
                     .flat_map(|s| {
-                        let parts = if split { split_tools(&s.text) } else { vec![s.text.clone()] };
+                        let parts = if split {
+                            split_tools(&s.text)
+                        } else {
+                            vec![s.text.clone()]
+                        };
                         parts.into_iter().map(move |p| (p, s.index))
                     })
                     .collect(),
             )),
             Value::Scalar(s) if split => Ok(Some(
-                split_tools(&s.text).into_iter().map(|p| (p, s.index)).collect(),
+                split_tools(&s.text)
+                    .into_iter()
+                    .map(|p| (p, s.index))
+                    .collect(),
             )),
             _ => Err(self.at_key(field, format!("`{}` must be a list", field.key), help)),
         }
@@ -1136,24 +1171,41 @@ impl Mapper<'_, '_> {
             let names: Vec<&str> = KEYS.iter().map(|(n, _)| *n).collect();
             let hint = match did_you_mean(&field.norm, &names) {
                 Some(best) => {
-                    let shown = KEYS.iter().find(|(n, _)| *n == best).map_or(best, |(_, s)| s);
+                    let shown = KEYS
+                        .iter()
+                        .find(|(n, _)| *n == best)
+                        .map_or(best, |(_, s)| s);
                     format!("; did you mean `{shown}`?")
                 }
                 None => String::new(),
             };
             self.warn(
                 field.index,
-                format!("`{}` is ignored: it has no effect on a sandboxed run{hint}", field.key),
+                format!(
+                    "`{}` is ignored: it has no effect on a sandboxed run{hint}",
+                    field.key
+                ),
             );
         }
 
         // name
         let name_help = "add `name: my-agent` (lowercase letters, digits and `-`) before this line";
         let Some(name_field) = get("name") else {
-            return Err(self.src.error(self.close, 0, "missing `name` in the frontmatter", name_help));
+            return Err(self.src.error(
+                self.close,
+                0,
+                "missing `name` in the frontmatter",
+                name_help,
+            ));
         };
-        let Some(name) = self.scalar(name_field, "write one name, such as `name: code-reviewer`")? else {
-            return Err(self.at_key(name_field, "`name` is empty", "write a name, such as `name: code-reviewer`"));
+        let Some(name) =
+            self.scalar(name_field, "write one name, such as `name: code-reviewer`")?
+        else {
+            return Err(self.at_key(
+                name_field,
+                "`name` is empty",
+                "write a name, such as `name: code-reviewer`",
+            ));
         };
         let name_text = name.text.trim();
         if !valid_name(name_text) {
@@ -1173,7 +1225,8 @@ impl Mapper<'_, '_> {
         }
 
         // description
-        let description_help = "say in one line when a parent agent should delegate to this subagent";
+        let description_help =
+            "say in one line when a parent agent should delegate to this subagent";
         let Some(description_field) = get("description") else {
             return Err(self.src.error(
                 self.close,
@@ -1187,11 +1240,16 @@ impl Mapper<'_, '_> {
             .map(|s| s.text.split_whitespace().collect::<Vec<_>>().join(" "))
             .unwrap_or_default();
         if description.is_empty() {
-            return Err(self.at_key(description_field, "`description` is empty", description_help));
+            return Err(self.at_key(
+                description_field,
+                "`description` is empty",
+                description_help,
+            ));
         }
 
         // model
-        let model_help = "name a model alias (as in the host config) or `inherit`; or remove the line";
+        let model_help =
+            "name a model alias (as in the host config) or `inherit`; or remove the line";
         let mut model = None;
         if let Some(field) = get("model") {
             if let Some(s) = self.scalar(field, model_help)? {
@@ -1211,23 +1269,32 @@ impl Mapper<'_, '_> {
             };
             for entry in sub {
                 if entry.norm == "model" {
-                    let Some(s) = self.scalar(entry, model_help)? else { continue };
+                    let Some(s) = self.scalar(entry, model_help)? else {
+                        continue;
+                    };
                     if model.is_some() {
-                        self.warn(entry.index, "`modelConfig.model` is ignored: `model` is set");
+                        self.warn(
+                            entry.index,
+                            "`modelConfig.model` is ignored: `model` is set",
+                        );
                     } else if !s.text.trim().is_empty() {
                         model = Some(s.text.trim().to_owned());
                     }
                 } else {
                     self.warn(
                         entry.index,
-                        format!("`modelConfig.{}` is ignored: it has no effect on a sandboxed run", entry.key),
+                        format!(
+                            "`modelConfig.{}` is ignored: it has no effect on a sandboxed run",
+                            entry.key
+                        ),
                     );
                 }
             }
         }
 
         // tools
-        let tools_help = "write `tools: Read, Grep, Glob`, `tools: [Read, Grep]`, or one `- Read` line per tool";
+        let tools_help =
+            "write `tools: Read, Grep, Glob`, `tools: [Read, Grep]`, or one `- Read` line per tool";
         let tools_field = get("tools");
         let tools = match tools_field {
             Some(field) => self.list(field, true, tools_help)?,
@@ -1313,7 +1380,11 @@ impl Mapper<'_, '_> {
                     "true" => narrowed = Some((format!("`{}: true`", field.key), field.index)),
                     "false" => {}
                     _ => {
-                        return Err(self.at(s, format!("`{}` must be true or false", field.key), help));
+                        return Err(self.at(
+                            s,
+                            format!("`{}` must be true or false", field.key),
+                            help,
+                        ));
                     }
                 }
             }
@@ -1361,9 +1432,16 @@ impl Mapper<'_, '_> {
                     let what = if write_tools.is_empty() {
                         "`allowed_write_directories` is".to_owned()
                     } else {
-                        format!("`{}` {}", write_tools.join("`, `"), if write_tools.len() == 1 { "is" } else { "are" })
+                        format!(
+                            "`{}` {}",
+                            write_tools.join("`, `"),
+                            if write_tools.len() == 1 { "is" } else { "are" }
+                        )
                     };
-                    self.warn(*index, format!("{why} makes the subagent readonly: {what} ignored"));
+                    self.warn(
+                        *index,
+                        format!("{why} makes the subagent readonly: {what} ignored"),
+                    );
                 }
                 (PermissionMode::Readonly, None)
             }
@@ -1387,7 +1465,10 @@ impl Mapper<'_, '_> {
                 (PermissionMode::Readonly, None)
             }
             (None, Some((dirs, index))) if dirs.is_empty() => {
-                self.warn(index, "`allowed_write_directories` is empty: the subagent runs readonly");
+                self.warn(
+                    index,
+                    "`allowed_write_directories` is empty: the subagent runs readonly",
+                );
                 (PermissionMode::Readonly, None)
             }
             (None, Some((dirs, _))) => (PermissionMode::Default, Some(dirs)),
@@ -1427,7 +1508,8 @@ mod tests {
 
     #[test]
     fn quoted_scalars_unescape() {
-        let d = parse("---\nname: 'x'\ndescription: \"say \\\"hi\\\" \\u00e9\" # c\n---\n").unwrap();
+        let d =
+            parse("---\nname: 'x'\ndescription: \"say \\\"hi\\\" \\u00e9\" # c\n---\n").unwrap();
         assert_eq!(d.name, "x");
         assert_eq!(d.description, "say \"hi\" é");
         let d = parse("---\nname: x\ndescription: 'it''s'\n---\n").unwrap();

@@ -518,3 +518,47 @@ fn example_host_configs_are_valid() {
     }
     assert!(count >= 2);
 }
+
+#[tokio::test]
+async fn the_token_budget_stops_model_calls() {
+    // Each answer costs 60 tokens; the budget is 100, so the third call is refused.
+    let script = vec![
+        answer("", &[("list_dir", json!({"path": "."}))], (50, 10)),
+        answer("", &[("list_dir", json!({"path": "src"}))], (50, 10)),
+        answer(
+            "",
+            &[("finish", json!({"summary": "never reached"}))],
+            (50, 10),
+        ),
+    ];
+    let server = TestServer::start(script).await;
+    let dir = tempfile::tempdir().unwrap();
+    let budgeted = format!("{REPORTER}\n[limits]\ntokens = 100");
+    let manager = manager(
+        dir.path(),
+        &server.url(),
+        &[("budgeted", &prompt_agent(), &budgeted)],
+    );
+    let fixture = Fixture::new();
+    let (_, result) = manager
+        .run(LaunchRequest::new(
+            SubagentRef::Name("budgeted".into()),
+            "go",
+            &fixture.workspace,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(result.status, TaskStatus::Failed, "{result:#?}");
+    let message = result.error.unwrap().message;
+    assert!(
+        message.contains("budget exceeded")
+            && message.contains("120 of its 100 tokens (limits.tokens)"),
+        "{message}"
+    );
+    assert_eq!(result.usage.model_calls, 2);
+    assert_eq!(
+        server.received().len(),
+        2,
+        "the refused call never reached the provider"
+    );
+}

@@ -49,6 +49,9 @@ struct Cli {
     /// The host config (model aliases, default model) [default: $XDG_CONFIG_HOME/subagent/config.toml]
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Prune finished tasks older than this from the store when a host starts [default: 168h]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = crate::units::parse_duration)]
+    retention: Option<std::time::Duration>,
     #[command(subcommand)]
     command: Command,
 }
@@ -74,6 +77,7 @@ struct Global {
     agents: Vec<PathBuf>,
     state_dir: Option<PathBuf>,
     config: Option<PathBuf>,
+    retention: Option<std::time::Duration>,
 }
 
 impl Global {
@@ -114,6 +118,7 @@ impl Global {
         let mut config = ManagerConfig {
             agents: self.agents.clone(),
             store: Some(self.store()?),
+            retention: self.retention.unwrap_or(crate::store::DEFAULT_RETENTION),
             ..ManagerConfig::default()
         };
         tune(&mut config);
@@ -151,6 +156,7 @@ pub fn main() -> ExitCode {
         agents: cli.agents,
         state_dir: cli.state_dir,
         config: cli.config,
+        retention: cli.retention,
     };
     let result = match cli.command {
         Command::Run(args) => run::run(args, &global),
