@@ -247,7 +247,8 @@ impl Registries {
     /// registry, its bundle directories and `.md` definitions sorted by path.
     pub fn entries(&self) -> Vec<Entry> {
         // Bundle directories first, so the definitions can find prompt-agent.
-        let mut found: Vec<(PathBuf, PathBuf, Option<Result<Bundle, BundleError>>)> = Vec::new();
+        // (registry, path, the bundle when it is a directory)
+        let mut found: Vec<(PathBuf, PathBuf, Option<Loaded>)> = Vec::new();
         for registry in &self.dirs {
             let Ok(read) = std::fs::read_dir(registry) else {
                 continue;
@@ -326,10 +327,10 @@ impl Registries {
     /// registries (then in `also`), or why there is none to use.
     fn find_runner(&self, also: Option<&Path>) -> Result<Manifest, RunnerProblem> {
         let mut dirs = self.dirs.clone();
-        if let Some(dir) = also {
-            if !dirs.iter().any(|d| d == dir) {
-                dirs.push(dir.to_owned());
-            }
+        if let Some(dir) = also
+            && !dirs.iter().any(|d| d == dir)
+        {
+            dirs.push(dir.to_owned());
         }
         let mut bundles: Vec<(PathBuf, Result<Bundle, BundleError>)> = Vec::new();
         'registries: for registry in &dirs {
@@ -420,6 +421,8 @@ impl Registries {
         self.resolve_name(spec)
     }
 }
+
+type Loaded = Result<Bundle, BundleError>;
 
 /// Why no `prompt-agent` can run a definition.
 #[derive(Clone, Debug)]

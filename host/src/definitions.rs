@@ -582,6 +582,15 @@ impl<'a> Parser<'_, 'a> {
                     if at <= indent {
                         break;
                     }
+                    if self.key(self.pos, at).is_ok() {
+                        return Err(self.src.error(
+                            self.pos,
+                            at,
+                            "unexpected indentation: this looks like a key, but it continues the value above",
+                            "align the key with the keys above it; to go on with the value on this line, \
+                             quote it or write it as a `>` block",
+                        ));
+                    }
                     text.push(' ');
                     text.push_str(strip_comment(next[at..].trim_end()).trim_end());
                     self.pos += 1;
@@ -1133,9 +1142,9 @@ impl Mapper<'_, '_> {
     }
 
     /// A field holding a list (a comma-separated string too, with `split`).
-    fn list<'f>(
+    fn list(
         &self,
-        field: &'f Field,
+        field: &Field,
         split: bool,
         help: &str,
     ) -> Result<Option<Vec<(String, usize)>>, ManifestError> {
@@ -1251,13 +1260,13 @@ impl Mapper<'_, '_> {
         let model_help =
             "name a model alias (as in the host config) or `inherit`; or remove the line";
         let mut model = None;
-        if let Some(field) = get("model") {
-            if let Some(s) = self.scalar(field, model_help)? {
-                if s.text.trim().is_empty() {
-                    return Err(self.at(s, "`model` is empty", model_help));
-                }
-                model = Some(s.text.trim().to_owned());
+        if let Some(field) = get("model")
+            && let Some(s) = self.scalar(field, model_help)?
+        {
+            if s.text.trim().is_empty() {
+                return Err(self.at(s, "`model` is empty", model_help));
             }
+            model = Some(s.text.trim().to_owned());
         }
         if let Some(field) = get("modelconfig") {
             let Value::Map(sub) = &field.value else {
@@ -1527,6 +1536,62 @@ mod tests {
     #[test]
     fn slug_suggests_a_valid_name() {
         assert_eq!(slug("Code Reviewer!"), "code-reviewer");
+    }
+
+    #[test]
+    fn real_world_shapes_are_accepted() {
+        let text = "---\n# comment\n\nname : reviewer\ndescription: Use this agent when: reviewing. Examples: <example>user: \"hi\"</example> # note\n\
+            tools:\nmodel: ~\nhooks:\n  PreToolUse:\n    - matcher: Bash\n      hooks: [{type: command}]\nmcpServers:\n- github\ncolor: blue\n---\nBody\n\n---\n\nMore body\n";
+        let d = parse(text).unwrap();
+        assert_eq!(d.name, "reviewer");
+        assert_eq!(
+            d.description,
+            "Use this agent when: reviewing. Examples: <example>user: \"hi\"</example>"
+        );
+        assert_eq!(d.model, None);
+        assert_eq!(d.prompt.as_deref(), Some("Body\n\n---\n\nMore body"));
+        let ignored: Vec<usize> = d.warnings.iter().map(|w| w.line).collect();
+        assert_eq!(ignored, [8, 12, 14], "{:#?}", d.warnings);
+    }
+
+    #[test]
+    fn plain_values_continue_on_indented_lines() {
+        let d = parse("---\nname: x\ndescription: one\n  two # c\n  three\n---\n").unwrap();
+        assert_eq!(d.description, "one two three");
+    }
+
+    #[test]
+    fn flow_lists_take_quoted_items() {
+        let d = parse(
+            "---\nname: x\ndescription: d\ntools: [\"Read\", 'Write', \"Bash(a, b)\"]\nallowed_write_directories: [\"out, here\"]\n---\n",
+        )
+        .unwrap();
+        assert_eq!(
+            d.allowed_write_directories,
+            Some(vec!["out, here".to_owned()])
+        );
+        assert_eq!(d.permission_mode, PermissionMode::Default);
+        assert!(
+            d.warnings[0].message.contains("`Bash(a, b)`"),
+            "{:#?}",
+            d.warnings
+        );
+    }
+
+    #[test]
+    fn block_scalar_chomping() {
+        let keep = "---\nname: x\ndescription: |+\n  a\n\n---\n";
+        assert_eq!(parse(keep).unwrap().description, "a");
+        let err = parse("---\nname: x\ndescription: |x\n  a\n---\n").unwrap_err();
+        assert_eq!((err.line, err.column), (3, 15));
+        let err = parse("---\nname: x\ndescription: |\n    a\n  b\n---\n").unwrap_err();
+        assert_eq!((err.line, err.column), (5, 3));
+    }
+
+    #[test]
+    fn null_name_is_empty() {
+        let err = parse("---\nname: ~\ndescription: d\n---\n").unwrap_err();
+        assert_eq!(err.message, "`name` is empty");
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod http_server;
 mod agents;
 mod cli;
 mod components;
+mod definitions;
 mod limits;
 mod manifest;
 mod model;

@@ -259,7 +259,8 @@ fn prepare(
     let spec = &task.subagent;
     let is_path = spec.contains('/') || spec.ends_with(".toml");
     let bundle = if is_path {
-        crate::Bundle::open(&base.join(spec))?
+        Registries::standard(&global.agents, &workspace)
+            .resolve(&base.join(spec).to_string_lossy())?
     } else {
         Registries::standard(&global.agents, &workspace).resolve_name(spec)?
     };

@@ -29,6 +29,8 @@ struct ListEntry {
     registry: PathBuf,
     shadowed: bool,
     error: Option<String>,
+    /// Things in a Markdown definition that were ignored or narrowed.
+    warnings: Vec<String>,
 }
 
 pub fn run(args: ListArgs, global: &Global) -> anyhow::Result<ExitCode> {
@@ -54,6 +56,11 @@ pub fn run(args: ListArgs, global: &Global) -> anyhow::Result<ExitCode> {
                 registry: entry.registry,
                 shadowed: entry.shadowed,
                 error,
+                warnings: entry
+                    .bundle
+                    .as_ref()
+                    .map(|b| b.warnings.iter().map(ToString::to_string).collect())
+                    .unwrap_or_default(),
             }
         })
         .collect();
@@ -91,6 +98,9 @@ pub fn run(args: ListArgs, global: &Global) -> anyhow::Result<ExitCode> {
         }
         outln!("{:<width$}  {mode:<8}  {line}", entry.name);
         outln!("{:<width$}  {:<8}  {}", "", "", entry.path.display());
+        for warning in &entry.warnings {
+            outln!("{:<width$}  {:<8}  warning: {warning}", "", "");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

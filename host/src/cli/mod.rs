@@ -40,7 +40,7 @@ struct Cli {
     /// Where compiled components are cached [default: $SUBAGENT_CACHE_DIR, else $XDG_CACHE_HOME/subagent]
     #[arg(long, global = true, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
-    /// Look for subagents in DIR first (repeatable); then <workspace>/.subagents, then ~/.config/subagent/agents
+    /// Look for subagents in DIR first (repeatable); then <workspace>/.subagents, .claude/agents, .cursor/agents, .qwen/agents, then ~/.config/subagent/agents
     #[arg(long = "agents", global = true, value_name = "DIR")]
     agents: Vec<PathBuf>,
     /// Where the task store lives [default: $XDG_STATE_HOME/subagent, else ~/.local/state/subagent]

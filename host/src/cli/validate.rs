@@ -40,6 +40,8 @@ struct ValidateReport<'a> {
     limits: &'a Limits,
     model: Option<&'a str>,
     writable_guest_paths: Vec<String>,
+    /// Things in a Markdown definition that were ignored or narrowed.
+    warnings: &'a [crate::definitions::Warning],
 }
 
 pub fn run(args: ValidateArgs, global: &Global) -> anyhow::Result<ExitCode> {
@@ -66,6 +68,7 @@ pub fn run(args: ValidateArgs, global: &Global) -> anyhow::Result<ExitCode> {
         limits: &plan.limits,
         model: manifest.model.as_deref(),
         writable_guest_paths: plan.sandbox.writes().guest_paths(),
+        warnings: &bundle.warnings,
     };
     if args.json {
         print_json(&report);
@@ -111,5 +114,8 @@ pub fn run(args: ValidateArgs, global: &Global) -> anyhow::Result<ExitCode> {
     );
     outln!("  limits       {}", plan.limits);
     outln!("  denied       network, environment variables, arguments, host stdio");
+    for warning in &bundle.warnings {
+        outln!("  warning      {warning}");
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -180,20 +180,48 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).map_err(|source| StoreError::Open {
-        path: path.to_owned(),
-        source,
-    })?;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))?;
     conn.busy_timeout(Duration::from_secs(10))?;
-    let corrupt = |e: rusqlite::Error| StoreError::Corrupt {
-        path: path.to_owned(),
-        detail: e.to_string(),
-    };
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(corrupt)?;
+    // Switching to WAL needs a moment of exclusive access; while another
+    // process creates or recovers the store it can answer "busy" at once.
+    let mut attempt = 0;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Ok(()) => break,
+            Err(err) if is_busy(&err) && attempt < 50 => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(err) => return Err(classify(path, err)),
+        }
+    }
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(conn)
+}
+
+fn is_busy(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// A store error: corrupt only when SQLite says the file is not (or no
+/// longer) a database.
+pub(crate) fn classify(path: &Path, err: rusqlite::Error) -> StoreError {
+    match err.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+            StoreError::Corrupt {
+                path: path.to_owned(),
+                detail: err.to_string(),
+            }
+        }
+        _ => StoreError::Open {
+            path: path.to_owned(),
+            source: err,
+        },
+    }
 }
 
 impl Store {

@@ -70,10 +70,7 @@ pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// Bring the store at `path` up to [`SCHEMA_VERSION`], refusing a newer one.
 pub(super) fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
-    let corrupt = |e: rusqlite::Error| StoreError::Corrupt {
-        path: path.to_owned(),
-        detail: e.to_string(),
-    };
+    let corrupt = |e: rusqlite::Error| super::classify(path, e);
     let version: u32 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .map_err(corrupt)?;
