@@ -55,25 +55,13 @@ impl Anthropic {
             HeaderValue::from_static(API_VERSION),
         )];
         if let Some(key) = &key {
-            let mut value = HeaderValue::from_str(&key.value).map_err(|_| {
-                ModelError::Auth(format!(
-                    "the API key in `{}` is not a valid header value (stray characters?)",
-                    key.var
-                ))
-            })?;
-            value.set_sensitive(true);
-            headers.push((HeaderName::from_static("x-api-key"), value));
+            headers.push(key.header(HeaderName::from_static("x-api-key"), key.value.clone())?);
         }
-        let answer = self
-            .endpoint
-            .post_json(&headers, &body, key.as_ref())
-            .await?;
-        parse_response(answer, &self.spec.model).map_err(|problem| {
-            ModelError::BadRequest(format!(
-                "malformed response from {}: {problem}",
-                self.endpoint.shown_url()
-            ))
-        })
+        self.endpoint
+            .exchange(&headers, &body, key.as_ref(), |answer| {
+                parse_response(answer, &self.spec.model)
+            })
+            .await
     }
 }
 

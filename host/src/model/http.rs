@@ -71,6 +71,29 @@ pub(crate) struct ApiKey {
     pub value: String,
 }
 
+impl ApiKey {
+    /// A header carrying this key (as `format`ted, e.g. `Bearer {key}`),
+    /// marked sensitive so it is never logged.
+    ///
+    /// # Errors
+    ///
+    /// `auth` when the key cannot be a header value (naming the variable).
+    pub fn header(
+        &self,
+        name: HeaderName,
+        value: String,
+    ) -> Result<(HeaderName, HeaderValue), ModelError> {
+        let mut value = HeaderValue::from_str(&value).map_err(|_| {
+            ModelError::Auth(format!(
+                "the API key in `{}` is not a valid header value (stray characters?)",
+                self.var
+            ))
+        })?;
+        value.set_sensitive(true);
+        Ok((name, value))
+    }
+}
+
 impl fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ApiKey(from `{}`)", self.var)
@@ -123,6 +146,29 @@ enum Attempt {
 }
 
 impl Endpoint {
+    /// POST `body` (see [`Endpoint::post_json`]) and read the answer with
+    /// `parse`; an answer `parse` cannot read is a `bad-request` ("malformed
+    /// response") naming the endpoint.
+    ///
+    /// # Errors
+    ///
+    /// As [`Endpoint::post_json`], or the malformed answer.
+    pub async fn exchange<T>(
+        &self,
+        headers: &[(HeaderName, HeaderValue)],
+        body: &Value,
+        key: Option<&ApiKey>,
+        parse: impl FnOnce(Value) -> Result<T, String>,
+    ) -> Result<T, ModelError> {
+        let answer = self.post_json(headers, body, key).await?;
+        parse(answer).map_err(|problem| {
+            ModelError::BadRequest(format!(
+                "malformed response from {}: {problem}",
+                self.shown_url()
+            ))
+        })
+    }
+
     /// POST `body` as JSON with `headers`, retrying what is worth retrying,
     /// and return the JSON answer.
     ///

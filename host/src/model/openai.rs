@@ -2,7 +2,7 @@
 //! servers of open models (vLLM, Ollama, LiteLLM, llama.cpp, …):
 //! `POST {base_url}/chat/completions` with `Authorization: Bearer <key>`.
 
-use reqwest::header::{AUTHORIZATION, HeaderValue};
+use reqwest::header::AUTHORIZATION;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -42,26 +42,13 @@ impl OpenAi {
         let key = read_key(&self.spec, &self.env)?;
         let mut headers = Vec::new();
         if let Some(key) = &key {
-            let mut value =
-                HeaderValue::from_str(&format!("Bearer {}", key.value)).map_err(|_| {
-                    ModelError::Auth(format!(
-                        "the API key in `{}` is not a valid header value (stray characters?)",
-                        key.var
-                    ))
-                })?;
-            value.set_sensitive(true);
-            headers.push((AUTHORIZATION, value));
+            headers.push(key.header(AUTHORIZATION, format!("Bearer {}", key.value))?);
         }
-        let answer = self
-            .endpoint
-            .post_json(&headers, &body, key.as_ref())
-            .await?;
-        parse_response(answer, &self.spec.model).map_err(|problem| {
-            ModelError::BadRequest(format!(
-                "malformed response from {}: {problem}",
-                self.endpoint.shown_url()
-            ))
-        })
+        self.endpoint
+            .exchange(&headers, &body, key.as_ref(), |answer| {
+                parse_response(answer, &self.spec.model)
+            })
+            .await
     }
 }
 
