@@ -113,10 +113,11 @@ pub struct ControlRequest {
 pub(crate) enum Write {
     InsertTask(Box<TaskRecord>),
     /// An event; `started` and terminal events also update the task row.
-    Event(TaskEvent),
+    Event(EncodedEvent),
+    /// A task's result, as JSON.
     Result {
         id: String,
-        result: Box<TaskResult>,
+        json: String,
     },
     Output {
         id: String,
@@ -133,6 +134,55 @@ pub(crate) enum Write {
     },
     /// Nothing; its acknowledgement says everything before it is committed.
     Flush,
+}
+
+impl Write {
+    /// An event, encoded by the caller so the writer thread only runs SQL.
+    pub(crate) fn event(event: &TaskEvent) -> Write {
+        let (kind, update) = match &event.kind {
+            EventKind::Queued { .. } => ("queued", RowUpdate::None),
+            EventKind::Started => ("started", RowUpdate::Started),
+            EventKind::Progress { .. } => ("progress", RowUpdate::None),
+            EventKind::Log { .. } => ("log", RowUpdate::None),
+            EventKind::Output { .. } => ("output", RowUpdate::None),
+            EventKind::MessageDelivered { .. } => ("message_delivered", RowUpdate::None),
+            EventKind::MessageRead { .. } => ("message_read", RowUpdate::None),
+            EventKind::Terminal { status, .. } => ("terminal", RowUpdate::Ended(status.as_str())),
+        };
+        Write::Event(EncodedEvent {
+            task_id: event.task_id.clone(),
+            seq: event.seq,
+            at_ms: event.at_ms,
+            kind,
+            body: serde_json::to_string(event).expect("events serialize"),
+            update,
+        })
+    }
+
+    /// A task's result, encoded by the caller.
+    pub(crate) fn result(id: &str, result: &TaskResult) -> Write {
+        Write::Result {
+            id: id.to_owned(),
+            json: serde_json::to_string(result).expect("results serialize"),
+        }
+    }
+}
+
+/// An event as the `events` table stores it.
+pub(crate) struct EncodedEvent {
+    task_id: String,
+    seq: u64,
+    at_ms: u64,
+    kind: &'static str,
+    body: String,
+    update: RowUpdate,
+}
+
+/// What an event changes in its task's row.
+enum RowUpdate {
+    None,
+    Started,
+    Ended(&'static str),
 }
 
 struct Op {
@@ -392,14 +442,8 @@ impl Store {
                         error: result.error.clone(),
                     },
                 };
-                apply(
-                    &tx,
-                    &Write::Result {
-                        id: id.clone(),
-                        result: Box::new(result),
-                    },
-                )?;
-                apply(&tx, &Write::Event(event))?;
+                apply(&tx, &Write::result(&id, &result))?;
+                apply(&tx, &Write::event(&event))?;
                 recovered.push(id);
             }
         }
@@ -696,41 +740,23 @@ fn apply(tx: &rusqlite::Transaction<'_>, write: &Write) -> rusqlite::Result<()> 
             )?;
         }
         Write::Event(event) => {
-            let body = serde_json::to_string(event).expect("events serialize");
-            let kind = match &event.kind {
-                EventKind::Queued { .. } => "queued",
-                EventKind::Started => "started",
-                EventKind::Progress { .. } => "progress",
-                EventKind::Log { .. } => "log",
-                EventKind::Output { .. } => "output",
-                EventKind::MessageDelivered { .. } => "message_delivered",
-                EventKind::MessageRead { .. } => "message_read",
-                EventKind::Terminal { .. } => "terminal",
-            };
-            tx.prepare_cached("INSERT OR IGNORE INTO events (task_id, seq, at_ms, type, body) VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(
-                params![event.task_id, event.seq, event.at_ms, kind, body],
-            )?;
-            match &event.kind {
-                EventKind::Started => {
-                    tx.prepare_cached("UPDATE tasks SET status = 'running', started_at_ms = ?2 WHERE id = ?1 AND status = 'queued'")?.execute(
-                        params![event.task_id, event.at_ms],
-                    )?;
+            tx.prepare_cached("INSERT OR IGNORE INTO events (task_id, seq, at_ms, type, body) VALUES (?1, ?2, ?3, ?4, ?5)")?
+                .execute(params![event.task_id, event.seq, event.at_ms, event.kind, event.body])?;
+            match event.update {
+                RowUpdate::None => {}
+                RowUpdate::Started => {
+                    tx.prepare_cached("UPDATE tasks SET status = 'running', started_at_ms = ?2 WHERE id = ?1 AND status = 'queued'")?
+                        .execute(params![event.task_id, event.at_ms])?;
                 }
-                EventKind::Terminal { status, .. } => {
+                RowUpdate::Ended(status) => {
                     tx.prepare_cached(
                         "UPDATE tasks SET status = ?2, ended_at_ms = ?3 WHERE id = ?1",
                     )?
-                    .execute(params![
-                        event.task_id,
-                        status.as_str(),
-                        event.at_ms
-                    ])?;
+                    .execute(params![event.task_id, status, event.at_ms])?;
                 }
-                _ => {}
             }
         }
-        Write::Result { id, result } => {
-            let json = serde_json::to_string(result).expect("results serialize");
+        Write::Result { id, json } => {
             tx.prepare_cached("UPDATE tasks SET result = ?2 WHERE id = ?1")?
                 .execute(params![id, json])?;
         }
@@ -757,14 +783,26 @@ fn apply(tx: &rusqlite::Transaction<'_>, write: &Write) -> rusqlite::Result<()> 
 /// transaction, then acknowledge them in order.
 fn writer(mut conn: Connection, rx: mpsc::Receiver<Op>, counters: &Counters) {
     const MAX_BATCH: usize = 4096;
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
+    // Under load (the last batch held more than one write), wait a moment
+    // for more writes before committing: each commit costs an fsync.
+    const LINGER: Duration = Duration::from_micros(500);
+    let drain = |batch: &mut Vec<Op>| {
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(op) => batch.push(op),
                 Err(_) => break,
             }
         }
+    };
+    let mut last_batch = 0;
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        drain(&mut batch);
+        if last_batch > 1 && batch.len() < MAX_BATCH / 8 {
+            std::thread::sleep(LINGER);
+            drain(&mut batch);
+        }
+        last_batch = batch.len();
         let mut attempt = 0;
         loop {
             let result = (|| {

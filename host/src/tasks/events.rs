@@ -170,11 +170,11 @@ impl EventLog {
                     store.write(write, None);
                 }
                 let log = self.clone();
-                let published = event.clone();
+                let write = Write::event(&event);
                 store.write(
-                    Write::Event(event),
+                    write,
                     Some(Box::new(move || {
-                        Self::publish(&mut log.inner.lock().unwrap(), &log.all, published, then)
+                        Self::publish(&mut log.inner.lock().unwrap(), &log.all, event, then)
                     })),
                 );
             }

@@ -1003,10 +1003,7 @@ impl Inner {
             status,
             error: result.error.clone(),
         };
-        let record = Write::Result {
-            id: id.to_owned(),
-            result: Box::new(result.clone()),
-        };
+        let record = Write::result(id, &result);
         let shared = entry.shared.clone();
         let result = Arc::new(result);
         entry.shared.events.emit_then(
