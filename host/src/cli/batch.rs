@@ -169,6 +169,7 @@ pub fn run(args: BatchArgs, global: &Global) -> anyhow::Result<ExitCode> {
             }
         }
         view.finish();
+        manager.shutdown(manager.config().cancel_grace).await;
         let results: Vec<(String, String, TaskResult)> = ids
             .iter()
             .filter_map(|id| manager.get(id).ok())

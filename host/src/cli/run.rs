@@ -125,6 +125,9 @@ pub fn run(args: RunArgs, global: &Global) -> anyhow::Result<ExitCode> {
             }
         }
         progress.finish();
+        // Children the task left behind were cancelled when it ended; let
+        // them end properly and leave the store clean before exiting.
+        manager.shutdown(manager.config().cancel_grace).await;
         let snapshot = manager.get(&id)?;
         let result = snapshot
             .result
