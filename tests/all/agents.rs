@@ -556,9 +556,47 @@ async fn the_token_budget_stops_model_calls() {
         "{message}"
     );
     assert_eq!(result.usage.model_calls, 2);
+    let requests = server.received();
     assert_eq!(
-        server.received().len(),
+        requests.len(),
         2,
         "the refused call never reached the provider"
+    );
+    // Each answer may use at most what is left of the budget.
+    assert_eq!(requests[0].json()["max_tokens"], 100);
+    assert_eq!(requests[1].json()["max_tokens"], 40);
+}
+
+#[test]
+fn validate_resolves_the_model_as_a_launch_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "default_model = \"fast\"\n[models.fast]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\n").unwrap();
+    let bundle = |name: &str, extra: &str| {
+        let dir = dir.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let manifest = format!(
+            "name = \"{name}\"\ndescription = \"d\"\ncomponent = {:?}\ntools = [\"model\"]\n{extra}\n",
+            prompt_agent().display().to_string()
+        );
+        std::fs::write(dir.join("subagent.toml"), manifest).unwrap();
+        dir
+    };
+    let defaulted = bundle("defaulted", "");
+    let out = subagent(&["--config", path(&config), "validate", path(&defaulted)]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("  model        fast (the host config's default_model)\n"),
+        "{}",
+        stdout(&out)
+    );
+    let typo = bundle("typo", "model = \"fsat\"");
+    let out = subagent(&["--config", path(&config), "validate", path(&typo)]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("subagent `typo` uses model `fsat`")
+            && stderr(&out).contains("did you mean `fast`?"),
+        "{}",
+        stderr(&out)
     );
 }

@@ -49,7 +49,7 @@ pub struct ModelCtx {
 }
 
 impl ModelCtx {
-    async fn call(&self, request: ChatRequest) -> Result<ChatResponse, ModelError> {
+    async fn call(&self, mut request: ChatRequest) -> Result<ChatResponse, ModelError> {
         let Some(broker) = &self.broker else {
             return Err(ModelError::Denied(format!(
                 "subagent `{}` may not call models: add \"model\" to `tools` in its manifest",
@@ -69,6 +69,11 @@ impl ModelCtx {
                     "the task used {used} of its {budget} tokens (limits.tokens)"
                 )));
             }
+            // The answer may not use more than what is left. (The prompt's
+            // own tokens are only known afterwards, so input can still
+            // overshoot; the next call is then refused.)
+            let left = u32::try_from(budget - used).unwrap_or(u32::MAX);
+            request.max_tokens = Some(request.max_tokens.map_or(left, |asked| asked.min(left)));
         }
         let response = broker.complete(model, request).await?;
         self.usage.calls.fetch_add(1, Ordering::Relaxed);

@@ -56,6 +56,26 @@ pub fn run(args: ValidateArgs, global: &Global) -> anyhow::Result<ExitCode> {
         manifest.sha256.as_deref(),
         &manifest.path,
     )?;
+    // The model a run would use, resolved as a launch resolves it (minus a
+    // launch override or a parent to inherit from).
+    let model = if manifest.tools.contains(&crate::manifest::Tool::Model) {
+        let models = global.models(None, None)?;
+        let model = manifest
+            .model
+            .clone()
+            .or_else(|| models.default_model().map(str::to_owned));
+        if let Some(name) = model.as_deref().filter(|m| *m != "inherit") {
+            models.check(name).map_err(|problem| {
+                anyhow::anyhow!(
+                    "subagent `{}` uses model `{name}`: {problem}",
+                    manifest.name
+                )
+            })?;
+        }
+        model
+    } else {
+        manifest.model.clone()
+    };
     let report = ValidateReport {
         name: &manifest.name,
         description: &manifest.description,
@@ -66,7 +86,7 @@ pub fn run(args: ValidateArgs, global: &Global) -> anyhow::Result<ExitCode> {
         imports: &component.imports,
         permissions: &plan.permissions,
         limits: &plan.limits,
-        model: manifest.model.as_deref(),
+        model: model.as_deref(),
         writable_guest_paths: plan.sandbox.writes().guest_paths(),
         warnings: &bundle.warnings,
     };
@@ -108,9 +128,15 @@ pub fn run(args: ValidateArgs, global: &Global) -> anyhow::Result<ExitCode> {
             tools.join(", ")
         }
     );
+    let source = match (&manifest.model, &model) {
+        (_, None) => "",
+        (Some(_), Some(m)) if m == "inherit" => " (the parent task's, at launch)",
+        (Some(_), Some(_)) => " (from the manifest)",
+        (None, Some(_)) => " (the host config's default_model)",
+    };
     outln!(
-        "  model        {}",
-        manifest.model.as_deref().unwrap_or("none")
+        "  model        {}{source}",
+        model.as_deref().unwrap_or("none")
     );
     outln!("  limits       {}", plan.limits);
     outln!("  denied       network, environment variables, arguments, host stdio");
