@@ -566,7 +566,10 @@ fn validate_a_definition_shows_its_effective_permissions() {
         "{text}"
     );
     assert!(text.contains("  tools        model\n"), "{text}");
-    assert!(text.contains("  model        inherit\n"), "{text}");
+    assert!(
+        text.contains("  model        inherit (the parent task's, at launch)\n"),
+        "{text}"
+    );
     assert!(
         text.contains(&format!("  manifest     {}\n", writer.display())),
         "{text}"

@@ -42,6 +42,8 @@ struct ValidateReport<'a> {
     writable_guest_paths: Vec<String>,
     /// Things in a Markdown definition that were ignored or narrowed.
     warnings: &'a [crate::definitions::Warning],
+    /// Why the model would not resolve with this host config, if it would not.
+    model_problem: Option<&'a str>,
 }
 
 pub fn run(args: ValidateArgs, global: &Global) -> anyhow::Result<ExitCode> {
@@ -58,19 +60,20 @@ pub fn run(args: ValidateArgs, global: &Global) -> anyhow::Result<ExitCode> {
     )?;
     // The model a run would use, resolved as a launch resolves it (minus a
     // launch override or a parent to inherit from).
+    let mut model_problem = None;
     let model = if manifest.tools.contains(&crate::manifest::Tool::Model) {
         let models = global.models(None, None)?;
         let model = manifest
             .model
             .clone()
             .or_else(|| models.default_model().map(str::to_owned));
+        // An alias the host config lacks is this machine's problem, not the
+        // bundle's: say it, as launch would refuse it, without failing.
         if let Some(name) = model.as_deref().filter(|m| *m != "inherit") {
-            models.check(name).map_err(|problem| {
-                anyhow::anyhow!(
-                    "subagent `{}` uses model `{name}`: {problem}",
-                    manifest.name
-                )
-            })?;
+            model_problem = models
+                .check(name)
+                .err()
+                .map(|problem| format!("model `{name}`: {problem}; a run here would be refused"));
         }
         model
     } else {
@@ -89,6 +92,7 @@ pub fn run(args: ValidateArgs, global: &Global) -> anyhow::Result<ExitCode> {
         model: model.as_deref(),
         writable_guest_paths: plan.sandbox.writes().guest_paths(),
         warnings: &bundle.warnings,
+        model_problem: model_problem.as_deref(),
     };
     if args.json {
         print_json(&report);
@@ -140,6 +144,9 @@ pub fn run(args: ValidateArgs, global: &Global) -> anyhow::Result<ExitCode> {
     );
     outln!("  limits       {}", plan.limits);
     outln!("  denied       network, environment variables, arguments, host stdio");
+    if let Some(problem) = &model_problem {
+        outln!("  warning      {}", problem.replace('\n', " "));
+    }
     for warning in &bundle.warnings {
         outln!("  warning      {warning}");
     }
