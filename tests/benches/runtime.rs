@@ -83,7 +83,7 @@ fn main() {
     let cold = cold_compile(&deep_search, scratch.path(), n.cold);
     let (engine_setup, cached, memoized) = cached_load(&deep_search, scratch.path(), n.cached);
     let tasks = noop_tasks(scratch.path(), n.tasks);
-    let managed = manager_tasks(scratch.path(), n.tasks);
+    let sequential = manager_tasks(scratch.path(), n.tasks);
     let durability = durability(scratch.path(), n.durable);
     let spawn = spawn_true(n.spawns);
 
@@ -113,24 +113,24 @@ fn main() {
         Row::new("noop run (instantiate + run)", &tasks.run).baseline(),
         vs_run("noop plan + run", &tasks.plan_run),
         vs_run("noop run, workspace writable", &tasks.run_writable),
-        vs_run("task manager: launch -> terminal", &managed.sequential),
+        vs_run("task manager: launch -> terminal", &sequential),
         vs_run("posix_spawn /bin/true + wait", &spawn),
     ];
     print_table(&rows);
 
     println!();
-    let overhead = managed.sequential.p50().saturating_sub(tasks.run.p50());
+    let overhead = sequential.p50().saturating_sub(tasks.run.p50());
     println!("task manager, no-op tasks through the public API (TaskManager::launch, read-only)");
     println!(
         "  one at a time:  p50 {}  p99 {}  = {:.0} tasks/s",
-        format_time(managed.sequential.p50()),
-        format_time(managed.sequential.p99()),
-        managed.sequential.per_second()
+        format_time(sequential.p50()),
+        format_time(sequential.p99()),
+        sequential.per_second()
     );
     println!(
         "  {} launched at once, all awaited: {:.0} tasks/s",
-        managed.burst_size,
-        managed.burst_size as f64 / managed.burst.as_secs_f64()
+        durability.tasks,
+        durability.tasks as f64 / durability.memory.as_secs_f64()
     );
     println!(
         "  manager overhead per task (p50 launch->terminal minus p50 bare run): {} = {}x the bare instantiate + run",
@@ -139,7 +139,7 @@ fn main() {
     );
     println!(
         "  posix_spawn /bin/true is {}x a no-op task end to end through the manager",
-        format_ratio(spawn.p50().as_secs_f64() / managed.sequential.p50().as_secs_f64())
+        format_ratio(spawn.p50().as_secs_f64() / sequential.p50().as_secs_f64())
     );
 
     println!();
@@ -461,68 +461,71 @@ fn spawn_true(iterations: usize) -> Samples {
     samples
 }
 
-struct ManagerSamples {
-    /// Launch -> terminal of one task at a time.
-    sequential: Samples,
-    /// Wall time of launching `burst_size` tasks at once and awaiting them all.
-    burst: Duration,
-    burst_size: usize,
+/// What both task-manager measurements run on: a workspace, the no-op
+/// bundle, a runtime with a warm cache, and a current-thread tokio runtime.
+struct Managed {
+    workspace: PathBuf,
+    bundle: Bundle,
+    runtime: Arc<Runtime>,
+    tokio: tokio::runtime::Runtime,
 }
 
-/// No-op tasks through the task manager's public API on a current-thread
-/// runtime: one at a time (latency), then all at once (throughput).
-fn manager_tasks(scratch: &Path, iterations: usize) -> ManagerSamples {
-    let workspace = scratch.join("manager-workspace");
-    std::fs::create_dir(&workspace).expect("workspace");
-    let bundle = noop_bundle(&scratch.join("noop-managed"), "readonly");
-    let runtime = Arc::new(Runtime::new(config(Some(scratch.join("noop-cache")))).expect("engine"));
-    let tokio = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio");
-    tokio.block_on(async {
+impl Managed {
+    fn new(scratch: &Path, name: &str) -> Managed {
+        let workspace = scratch.join(format!("{name}-workspace"));
+        std::fs::create_dir(&workspace).expect("workspace");
+        Managed {
+            bundle: noop_bundle(&scratch.join(format!("noop-{name}")), "readonly"),
+            runtime: Arc::new(
+                Runtime::new(config(Some(scratch.join("noop-cache")))).expect("engine"),
+            ),
+            tokio: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio"),
+            workspace,
+        }
+    }
+
+    /// A manager with no concurrency limits but the instance pool.
+    fn manager(&self, store: Option<Arc<Store>>) -> TaskManager {
         let config = ManagerConfig {
             per_key_default: 0,
             max_running: 0,
+            store,
             ..ManagerConfig::default()
         };
-        let manager = TaskManager::new(runtime, config).expect("manager");
-        let request = || {
-            LaunchRequest::new(
-                SubagentRef::Bundle(Box::new(bundle.clone())),
-                "nothing",
-                &workspace,
-            )
-        };
+        let _guard = self.tokio.enter();
+        TaskManager::new(self.runtime.clone(), config).expect("manager")
+    }
+
+    fn request(&self) -> LaunchRequest {
+        LaunchRequest::new(
+            SubagentRef::Bundle(Box::new(self.bundle.clone())),
+            "nothing",
+            &self.workspace,
+        )
+    }
+}
+
+/// No-op tasks through the task manager's public API, one at a time:
+/// launch -> terminal latency. (Throughput of a burst is the in-memory side
+/// of [`durability`].)
+fn manager_tasks(scratch: &Path, iterations: usize) -> Samples {
+    let managed = Managed::new(scratch, "managed");
+    let manager = managed.manager(None);
+    managed.tokio.block_on(async {
         let mut sequential = Samples::default();
         for i in 0..warmup(iterations) + iterations {
             let start = Instant::now();
-            let (_, result) = manager.run(request()).await.expect("launch");
+            let (_, result) = manager.run(managed.request()).await.expect("launch");
             let took = start.elapsed();
             assert_eq!(result.status, TaskStatus::Completed, "{result:#?}");
             if i >= warmup(iterations) {
                 sequential.push(took);
             }
         }
-        let start = Instant::now();
-        let mut ids = Vec::with_capacity(iterations);
-        for _ in 0..iterations {
-            ids.push(manager.launch(request()).await.expect("launch"));
-        }
-        let answer = manager.await_tasks(&ids, None).await.expect("await");
-        let burst = start.elapsed();
-        assert_eq!(answer.completed.len(), iterations);
-        assert!(
-            answer
-                .completed
-                .iter()
-                .all(|(_, r)| r.status == TaskStatus::Completed)
-        );
-        ManagerSamples {
-            sequential,
-            burst,
-            burst_size: iterations,
-        }
+        sequential
     })
 }
 
@@ -536,37 +539,16 @@ struct Durability {
 
 /// The same burst of no-op tasks through a manager without and with a store.
 fn durability(scratch: &Path, tasks: usize) -> Durability {
-    let workspace = scratch.join("durable-workspace");
-    std::fs::create_dir(&workspace).expect("workspace");
-    let bundle = noop_bundle(&scratch.join("noop-durable"), "readonly");
-    let runtime = Arc::new(Runtime::new(config(Some(scratch.join("noop-cache")))).expect("engine"));
-    let tokio = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio");
+    let managed = Managed::new(scratch, "durable");
     let burst = |store: Option<Arc<Store>>| {
-        tokio.block_on(async {
-            let config = ManagerConfig {
-                per_key_default: 0,
-                max_running: 0,
-                store,
-                ..ManagerConfig::default()
-            };
-            let manager = TaskManager::new(runtime.clone(), config).expect("manager");
+        let manager = managed.manager(store);
+        managed.tokio.block_on(async {
             let start = Instant::now();
             // Launches in flight together, so the store can commit them together.
             let mut launches = tokio::task::JoinSet::new();
             for _ in 0..tasks {
-                let (manager, bundle, workspace) =
-                    (manager.clone(), bundle.clone(), workspace.clone());
-                launches.spawn(async move {
-                    let request = LaunchRequest::new(
-                        SubagentRef::Bundle(Box::new(bundle)),
-                        "nothing",
-                        &workspace,
-                    );
-                    manager.launch(request).await.expect("launch")
-                });
+                let (manager, request) = (manager.clone(), managed.request());
+                launches.spawn(async move { manager.launch(request).await.expect("launch") });
             }
             let mut ids = Vec::with_capacity(tasks);
             while let Some(id) = launches.join_next().await {
