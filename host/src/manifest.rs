@@ -27,6 +27,18 @@ pub const DEFAULT_MEMORY: u64 = 512 << 20;
 pub const DEFAULT_OUTPUT: u64 = 4 << 20;
 /// The largest memory limit a manifest may ask for.
 pub const MAX_MEMORY: u64 = 4 << 30;
+/// Default bytes a task may write (`limits.disk`).
+pub const DEFAULT_DISK: u64 = 1 << 30;
+/// The most bytes a manifest may let a task write.
+pub const MAX_DISK: u64 = 64 << 30;
+/// Default files and directories a task may create (`limits.files`).
+pub const DEFAULT_FILES: u64 = 100_000;
+/// The most entries a manifest may let a task create.
+pub const MAX_FILES: u64 = 10_000_000;
+/// Default descriptors a task may hold open at once (`limits.open_files`).
+pub const DEFAULT_OPEN_FILES: u64 = 256;
+/// The most descriptors a manifest may let a task hold.
+pub const MAX_OPEN_FILES: u64 = 4096;
 /// The longest timeout a manifest may ask for.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
@@ -85,6 +97,13 @@ pub struct Limits {
     pub fuel: Option<u64>,
     /// Optional budget of model tokens (input + output); `None` = unlimited.
     pub tokens: Option<u64>,
+    /// Bytes the task may write to files, in all.
+    pub disk: u64,
+    /// Files and directories the task may create.
+    pub files: u64,
+    /// Descriptors the task may hold open at once (the host may allow fewer
+    /// when its own descriptors are scarce).
+    pub open_files: u64,
 }
 
 impl Default for Limits {
@@ -95,6 +114,9 @@ impl Default for Limits {
             output: DEFAULT_OUTPUT,
             fuel: None,
             tokens: None,
+            disk: DEFAULT_DISK,
+            files: DEFAULT_FILES,
+            open_files: DEFAULT_OPEN_FILES,
         }
     }
 }
@@ -103,10 +125,13 @@ impl fmt::Display for Limits {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "timeout {}, memory {}, output {}",
+            "timeout {}, memory {}, output {}, disk {}, files {}, open_files {}",
             format_duration(self.timeout),
             format_size(self.memory),
-            format_size(self.output)
+            format_size(self.output),
+            format_size(self.disk),
+            self.files,
+            self.open_files
         )?;
         match self.fuel {
             Some(fuel) => write!(f, ", fuel {fuel}")?,
@@ -225,6 +250,9 @@ struct RawLimits {
     output: Option<Spanned<String>>,
     fuel: Option<Spanned<u64>>,
     tokens: Option<Spanned<u64>>,
+    disk: Option<Spanned<String>>,
+    files: Option<Spanned<u64>>,
+    open_files: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -530,6 +558,46 @@ impl Doc<'_> {
                 ));
             }
             limits.tokens = Some(tokens.into_inner());
+        }
+        if let Some(disk) = raw.disk {
+            let value = parse_size(disk.get_ref()).map_err(|e| {
+                self.at(
+                    &disk,
+                    format!("invalid `limits.disk`: {e}"),
+                    "write a size such as \"256MiB\"",
+                )
+            })?;
+            if !(1..=MAX_DISK).contains(&value) {
+                return Err(self.at(
+                    &disk,
+                    format!(
+                        "`limits.disk` must be between 1 byte and {}",
+                        format_size(MAX_DISK)
+                    ),
+                    "pick a size such as \"1GiB\"",
+                ));
+            }
+            limits.disk = value;
+        }
+        for (raw, name, max, slot) in [
+            (raw.files, "files", MAX_FILES, &mut limits.files),
+            (
+                raw.open_files,
+                "open_files",
+                MAX_OPEN_FILES,
+                &mut limits.open_files,
+            ),
+        ] {
+            if let Some(value) = raw {
+                if !(1..=max).contains(value.get_ref()) {
+                    return Err(self.at(
+                        &value,
+                        format!("`limits.{name}` must be between 1 and {max}"),
+                        "remove it for the default, or pick a count within the range",
+                    ));
+                }
+                *slot = value.into_inner();
+            }
         }
         Ok(limits)
     }

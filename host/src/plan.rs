@@ -4,11 +4,12 @@
 //! here, so what `validate` prints is what a run gets.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::bundle::Bundle;
 use crate::manifest::{Limits, MAX_TIMEOUT, PermissionMode, Tool};
-use crate::sandbox::{Sandbox, SandboxError, WriteSet};
+use crate::sandbox::{Grant, Sandbox, SandboxError, WriteSet};
 use crate::task::Permissions;
 use crate::units::format_duration;
 
@@ -34,6 +35,9 @@ pub struct ParentLimits {
     /// Time left before the parent's deadline.
     pub remaining: Duration,
     pub memory: u64,
+    /// The parent's opened grant (once it has started): the child's
+    /// directories are opened beneath these handles, not by path.
+    pub grant: Option<Arc<Grant>>,
 }
 
 /// The checked, effective setup of one task.
@@ -56,7 +60,7 @@ pub enum PlanError {
 impl PlanError {
     /// Whether this is a refusal of more than was granted.
     pub fn is_denied(&self) -> bool {
-        matches!(self, PlanError::Sandbox(SandboxError::Denied { .. }))
+        matches!(self, PlanError::Sandbox(err) if err.is_denied())
     }
 }
 
@@ -122,10 +126,11 @@ pub fn plan(
         limits.timeout = limits.timeout.min(parent.remaining);
         limits.memory = limits.memory.min(parent.memory);
     }
-    let sandbox = if create {
-        Sandbox::new(workspace, writes)?
-    } else {
-        Sandbox::check(workspace, writes)?
+    let within = request.parent.as_ref().and_then(|p| p.grant.clone());
+    let sandbox = match within {
+        Some(parent) => Sandbox::within(parent, workspace, writes, create)?,
+        None if create => Sandbox::new(workspace, writes)?,
+        None => Sandbox::check(workspace, writes)?,
     };
     let permissions = Permissions {
         mode: manifest.permission_mode,

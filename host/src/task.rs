@@ -141,6 +141,12 @@ pub struct Usage {
     pub model_calls: u64,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// Bytes the guest wrote to files.
+    #[serde(default)]
+    pub bytes_written: u64,
+    /// Files and directories the guest created.
+    #[serde(default)]
+    pub files_created: u64,
     /// This task together with all its descendants, for a task that had
     /// children.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -211,6 +217,39 @@ pub struct TaskResult {
     pub output: OutputSummary,
     pub usage: Usage,
     pub model: Option<String>,
+    /// Limits the guest ran into without the task ending (a write refused
+    /// past `limits.disk`, …): the calls failed, and the guest carried on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limits_hit: Vec<LimitHit>,
+}
+
+/// A per-task limit that fails a call rather than ending the task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Limit {
+    /// `limits.disk`: bytes written (or the host's disk headroom).
+    Disk,
+    /// `limits.files`: entries created.
+    Files,
+    /// `limits.open_files`: descriptors open at once.
+    OpenFiles,
+}
+
+impl Limit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Limit::Disk => "disk",
+            Limit::Files => "files",
+            Limit::OpenFiles => "open_files",
+        }
+    }
+}
+
+/// A limit a task ran into, and what was refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitHit {
+    pub limit: Limit,
+    pub message: String,
 }
 
 impl TaskResult {
@@ -244,6 +283,7 @@ impl TaskResult {
             output: OutputSummary::default(),
             usage: Usage::default(),
             model: None,
+            limits_hit: Vec::new(),
         }
     }
 }

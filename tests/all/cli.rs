@@ -248,7 +248,7 @@ fn validate_prints_effective_permissions_and_limits() {
         "{text}"
     );
     assert!(
-        text.contains("limits       timeout 1m30s, memory 512 MiB, output 4 MiB, fuel unmetered"),
+        text.contains("limits       timeout 1m30s, memory 512 MiB, output 4 MiB, disk 1 GiB, files 100000, open_files 256, fuel unmetered"),
         "{text}"
     );
     assert!(

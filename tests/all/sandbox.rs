@@ -191,10 +191,10 @@ fn write_dir_through_a_symlink_out_is_refused_before_the_run() {
     );
     let err = plan(&b.bundle, &fixture.workspace, &PlanRequest::default(), true).unwrap_err();
     assert!(
-        matches!(err, PlanError::Sandbox(SandboxError::Escapes { .. })),
+        matches!(err, PlanError::Sandbox(SandboxError::Symlink { .. })),
         "{err:?}"
     );
-    assert!(err.to_string().contains("link_rel"), "{err}");
+    assert!(err.to_string().contains("`link_rel` is a symlink"), "{err}");
     let nested = bundle(
         &guest("escape"),
         "permission_mode = \"default\"\nallowed_write_directories = [\"link_abs/sub\"]",

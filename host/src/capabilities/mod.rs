@@ -2,6 +2,7 @@
 //! per interface. Each keeps its state in the store's data and adds itself to
 //! the linker in one `add_to_linker`.
 
+pub mod filesystem;
 pub mod host;
 pub mod model;
 pub mod subagents;

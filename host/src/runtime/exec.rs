@@ -1,21 +1,35 @@
-//! Run one task in a fresh store: set the limits, call `run`, and turn
-//! whatever happened (an outcome, a guest error, a trap, a limit) into a
-//! typed [`TaskResult`].
+//! Run one task in a fresh store: open its grant, set the limits, call
+//! `run`, and turn whatever happened (an outcome, a guest error, a trap, a
+//! limit) into a typed [`TaskResult`].
+//!
+//! Each running task's guest runs on a thread of its own (from tokio's
+//! blocking pool, so threads are reused), driving its future with
+//! `Handle::block_on`. Why: the filesystem capability serves guest file
+//! calls synchronously, in place, which must not stall the async workers
+//! that serve the task manager, the store and the other tasks; and a
+//! CPU-bound guest is then preempted by the OS instead of taking turns on a
+//! worker. Async host calls (model requests, child tasks, message waits,
+//! timers) still run on the shared runtime's drivers. The number of such
+//! threads is bounded by the running tasks, which the task manager caps at
+//! the engine's instance slots.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
 
 use super::{LoadedComponent, Runtime, StoreState};
+use crate::bindings::SubagentPre;
 use crate::bindings::subagent::plugin::types as wit;
+use crate::capabilities::filesystem::{DescriptorBudget, FsCtx, FsLimits};
 use crate::capabilities::host::{HostCtx, TaskControl};
 use crate::capabilities::model::{ModelBroker, ModelCtx, ModelUsage};
 use crate::capabilities::subagents::{Spawner, SubagentsCtx};
 use crate::manifest::Limits;
-use crate::sandbox::{GUEST_WORKSPACE, OutputLog, Sandbox, Snapshot, WriteSet};
+use crate::sandbox::{GUEST_WORKSPACE, OutputLog, Sandbox, StreamKind};
 use crate::task::{ErrorKind, OutputSummary, RunObserver, TaskError, TaskResult, Usage};
 use crate::units::{format_duration, format_size};
 
@@ -99,8 +113,9 @@ enum Ending {
 }
 
 impl Runtime {
-    /// Run `component` on `spec`. Never fails: every problem, from a bad
-    /// sandbox to a trap, becomes a [`TaskResult`] with a typed error.
+    /// Run `component` on `spec`. Never fails: every problem, from a grant
+    /// that cannot be opened to a trap, becomes a [`TaskResult`] with a
+    /// typed error.
     pub async fn run(
         &self,
         component: &LoadedComponent,
@@ -108,130 +123,164 @@ impl Runtime {
         control: Arc<TaskControl>,
         observer: Arc<dyn RunObserver>,
     ) -> TaskResult {
-        let started = Instant::now();
-        let RunSpec {
-            task,
-            sandbox,
-            limits,
-            output,
-            spawner,
-            models,
-        } = spec;
-        let wasi = match sandbox.wasi_ctx(&output) {
-            Ok(wasi) => wasi,
-            Err(err) => {
-                return TaskResult::failure(TaskError::new(ErrorKind::Internal, err.to_string()));
-            }
-        };
-        let before = snapshot(&sandbox).await;
-        let model_usage = Arc::new(ModelUsage::default());
-
-        let state = StoreState {
-            wasi,
-            table: ResourceTable::new(),
-            limiter: MemoryLimiter::new(limits.memory),
-            host: HostCtx {
-                control: control.clone(),
-                observer,
-            },
-            subagents: SubagentsCtx {
-                task_id: task.id.clone(),
-                subagent: task.subagent.clone(),
-                spawner,
-                control: control.clone(),
-            },
-            model: ModelCtx {
-                subagent: task.subagent.clone(),
-                model: task.model.clone(),
-                broker: models,
-                usage: model_usage.clone(),
-                budget: limits.tokens,
-            },
-        };
-        let mut store = Store::new(self.engine(), state);
-        store.limiter(|state| &mut state.limiter);
-        let fuel = limits.fuel.unwrap_or(u64::MAX);
-        store
-            .set_fuel(fuel)
-            .expect("fuel is enabled in the engine config");
-        let deadline = started + limits.timeout;
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |ctx| {
-            if ctx.data().host.control.is_interrupted() || Instant::now() >= deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                // Yield at every tick so one busy guest never starves the
-                // other tasks on this thread.
-                Ok(UpdateDeadline::Yield(1))
-            }
+        let engine = self.engine.clone();
+        let pre = component.pre.clone();
+        let budget = self.descriptors.clone();
+        let handle = tokio::runtime::Handle::current();
+        let thread = tokio::task::spawn_blocking(move || {
+            handle.block_on(execute(engine, pre, budget, spec, control, observer))
         });
-
-        let wit_task = wit::Task {
-            id: task.id.clone(),
-            description: task.description.clone(),
-            prompt: task.prompt.clone(),
-            system_prompt: task.system_prompt.clone(),
-            workspace: GUEST_WORKSPACE.to_owned(),
-            writable_dirs: sandbox.writes().guest_paths(),
-            model: task.model.clone(),
-            parent_id: task.parent_id.clone(),
-        };
-        let ending = {
-            let call = async {
-                let instance = component.pre.instantiate_async(&mut store).await?;
-                instance.call_run(&mut store, &wit_task).await
-            };
-            tokio::select! {
-                result = call => Ending::Returned(result),
-                // A guest blocked in a host call sees no epoch; stop it here.
-                _ = tokio::time::sleep_until(deadline.into()) => Ending::Deadline,
-                _ = control.interrupted() => Ending::Interrupted,
-            }
-        };
-
-        let memory_denied = store.data().limiter.denied;
-        let fuel_used = limits
-            .fuel
-            .map(|budget| budget - store.get_fuel().unwrap_or(0));
-        drop(store);
-
-        let after = snapshot(&sandbox).await;
-        let files = before.diff(&after);
-        let output_summary = summarize_output(&output, &limits);
-        let mut result = classify(
-            ending,
-            &control,
-            deadline,
-            memory_denied,
-            &limits,
-            &output_summary,
-        );
-        result.files = files;
-        result.output = output_summary;
-        result.usage = Usage {
-            duration_ms: started.elapsed().as_millis() as u64,
-            fuel: fuel_used,
-            rounds: control.rounds(),
-            model_calls: model_usage.calls.load(Ordering::Relaxed),
-            input_tokens: model_usage.input_tokens.load(Ordering::Relaxed),
-            output_tokens: model_usage.output_tokens.load(Ordering::Relaxed),
-            total: None,
-        };
-        result.model = task.model;
-        result
+        thread.await.unwrap_or_else(|err| {
+            TaskResult::failure(TaskError::new(
+                ErrorKind::Internal,
+                format!("the task's thread failed: {err}"),
+            ))
+        })
     }
 }
 
-/// Snapshot the writable part of the workspace off the async threads; a
-/// read-only task has nothing to snapshot.
-async fn snapshot(sandbox: &Sandbox) -> Snapshot {
-    if *sandbox.writes() == WriteSet::None {
-        return Snapshot::default();
-    }
-    let sandbox = sandbox.clone();
-    tokio::task::spawn_blocking(move || sandbox.snapshot())
-        .await
-        .unwrap_or_default()
+/// The guest's WASI context: captured stdout and stderr, and nothing else.
+/// Files are the filesystem capability's; no directory is preopened here.
+fn wasi_ctx(output: &OutputLog) -> WasiCtx {
+    WasiCtxBuilder::new()
+        .stdout(output.stream(StreamKind::Stdout))
+        .stderr(output.stream(StreamKind::Stderr))
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .socket_addr_check(|_, _| Box::pin(async { false }))
+        .build()
+}
+
+/// Open the grant, then instantiate and call the guest, on this thread.
+async fn execute(
+    engine: Engine,
+    pre: SubagentPre<StoreState>,
+    budget: Arc<DescriptorBudget>,
+    spec: RunSpec,
+    control: Arc<TaskControl>,
+    observer: Arc<dyn RunObserver>,
+) -> TaskResult {
+    let started = Instant::now();
+    let RunSpec {
+        task,
+        sandbox,
+        limits,
+        output,
+        spawner,
+        models,
+    } = spec;
+    let grant = match sandbox.open() {
+        Ok(grant) => grant,
+        Err(err) => {
+            let kind = if err.is_denied() {
+                ErrorKind::Denied
+            } else {
+                ErrorKind::InvalidInput
+            };
+            return TaskResult::failure(TaskError::new(kind, err.to_string()));
+        }
+    };
+    let fs = FsCtx::new(grant, FsLimits::of(&limits), budget);
+    let fs_task = fs.task();
+    let model_usage = Arc::new(ModelUsage::default());
+
+    let state = StoreState {
+        wasi: wasi_ctx(&output),
+        table: ResourceTable::new(),
+        limiter: MemoryLimiter::new(limits.memory),
+        fs,
+        host: HostCtx {
+            control: control.clone(),
+            observer,
+        },
+        subagents: SubagentsCtx {
+            task_id: task.id.clone(),
+            subagent: task.subagent.clone(),
+            spawner,
+            control: control.clone(),
+        },
+        model: ModelCtx {
+            subagent: task.subagent.clone(),
+            model: task.model.clone(),
+            broker: models,
+            usage: model_usage.clone(),
+            budget: limits.tokens,
+        },
+    };
+    let mut store = Store::new(&engine, state);
+    store.limiter(|state| &mut state.limiter);
+    let fuel = limits.fuel.unwrap_or(u64::MAX);
+    store
+        .set_fuel(fuel)
+        .expect("fuel is enabled in the engine config");
+    let deadline = started + limits.timeout;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |ctx| {
+        if ctx.data().host.control.is_interrupted() || Instant::now() >= deadline {
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            // The guest has this thread to itself: nothing to yield to.
+            Ok(UpdateDeadline::Continue(1))
+        }
+    });
+
+    let wit_task = wit::Task {
+        id: task.id.clone(),
+        description: task.description.clone(),
+        prompt: task.prompt.clone(),
+        system_prompt: task.system_prompt.clone(),
+        workspace: GUEST_WORKSPACE.to_owned(),
+        writable_dirs: sandbox.writes().guest_paths(),
+        model: task.model.clone(),
+        parent_id: task.parent_id.clone(),
+    };
+    let ending = {
+        let call = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.call_run(&mut store, &wit_task).await
+        };
+        tokio::select! {
+            result = call => Ending::Returned(result),
+            // A guest blocked in a host call sees no epoch; stop it here.
+            _ = tokio::time::sleep_until(deadline.into()) => Ending::Deadline,
+            _ = control.interrupted() => Ending::Interrupted,
+        }
+    };
+
+    let memory_denied = store.data().limiter.denied;
+    let fuel_used = limits
+        .fuel
+        .map(|budget| budget - store.get_fuel().unwrap_or(0));
+    // Dropping the store closes every descriptor the guest left open.
+    drop(store);
+
+    let fs_report = fs_task.report();
+    let output_summary = summarize_output(&output, &limits);
+    let mut result = classify(
+        ending,
+        &control,
+        deadline,
+        memory_denied,
+        &limits,
+        &output_summary,
+    );
+    result.files = fs_report.files;
+    result.limits_hit = fs_report.limits_hit;
+    result.output = output_summary;
+    result.usage = Usage {
+        duration_ms: started.elapsed().as_millis() as u64,
+        fuel: fuel_used,
+        rounds: control.rounds(),
+        model_calls: model_usage.calls.load(Ordering::Relaxed),
+        input_tokens: model_usage.input_tokens.load(Ordering::Relaxed),
+        output_tokens: model_usage.output_tokens.load(Ordering::Relaxed),
+        bytes_written: fs_report.bytes_written,
+        files_created: fs_report.files_created,
+        total: None,
+    };
+    result.model = task.model;
+    result
 }
 
 fn summarize_output(output: &OutputLog, limits: &Limits) -> OutputSummary {

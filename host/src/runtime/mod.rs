@@ -22,6 +22,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::SubagentPre;
 use crate::bindings::subagent::plugin;
+use crate::capabilities::filesystem::{self, DescriptorBudget, FsCtx, FsView};
 use crate::capabilities::host::HostCtx;
 use crate::capabilities::model::ModelCtx;
 use crate::capabilities::subagents::SubagentsCtx;
@@ -101,6 +102,7 @@ pub(crate) struct StoreState {
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: exec::MemoryLimiter,
+    fs: FsCtx,
     host: HostCtx,
     subagents: SubagentsCtx,
     model: ModelCtx,
@@ -124,6 +126,8 @@ pub struct Runtime {
     ticker_stop: Arc<AtomicBool>,
     pooling: bool,
     max_instances: u32,
+    /// The host's descriptors, shared by every task's filesystem.
+    descriptors: Arc<DescriptorBudget>,
 }
 
 /// Identifies a component file's contents without reading it.
@@ -151,8 +155,6 @@ impl Runtime {
             ),
         };
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| LoadError::Engine(e.to_string()))?;
         add_capabilities(&mut linker).map_err(|e| LoadError::Engine(e.to_string()))?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
@@ -176,6 +178,7 @@ impl Runtime {
             ticker_stop,
             pooling,
             max_instances: config.max_instances.max(1),
+            descriptors: Arc::new(DescriptorBudget::for_process(config.max_instances)),
         })
     }
 
@@ -367,10 +370,19 @@ impl Drop for Runtime {
     }
 }
 
-/// Link every `subagent:plugin` interface, each to its own state. Interfaces
-/// a manifest does not grant are linked too and answer `denied`.
+/// Link WASI and every `subagent:plugin` interface, each to its own state.
+/// Interfaces a manifest does not grant are linked too and answer `denied`.
 fn add_capabilities(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
     use wasmtime::component::HasSelf;
+    // wasmtime-wasi serves clocks, random, stdio, (refused) sockets and
+    // wasi:io; the host's own filesystem capability then replaces its
+    // wasi:filesystem, so no guest file call reaches a generic preopen.
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    linker.allow_shadowing(true);
+    filesystem::add_to_linker(linker, |state: &mut StoreState| {
+        FsView::new(&mut state.fs, &mut state.table)
+    })?;
+    linker.allow_shadowing(false);
     plugin::types::add_to_linker::<_, HasSelf<HostCtx>>(linker, |state: &mut StoreState| {
         &mut state.host
     })?;

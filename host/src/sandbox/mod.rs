@@ -1,48 +1,48 @@
-//! Turn a subagent's permissions into a WASI context: which directories the
-//! guest sees, which of them it may write, and what it may not touch at all.
+//! Turn a subagent's permissions into what its guest can reach: which
+//! directories it sees, which of them it may write, and what it may not touch
+//! at all.
 //!
 //! The guest sees the workspace at `/workspace`, read-only. Each effective
-//! write directory is preopened read-write at `/workspace/<rel>` (wasi-libc
-//! resolves a path against the longest matching preopen). Nothing else is
-//! preopened: no environment, arguments, sockets or inherited stdio.
+//! write directory is a read-write preopen at `/workspace/<rel>` (wasi-libc
+//! resolves a path against the longest matching preopen). Nothing else: no
+//! environment, arguments, sockets or inherited stdio.
 //!
 //! The effective write set is the intersection of what the manifest allows,
 //! what the launch asks for, and (for nested tasks) what the parent has. It is
 //! computed once, before the task starts; nothing widens it at run time.
+//!
+//! A [`Sandbox`] is checked when a task is launched, and *opened* when it
+//! starts ([`Sandbox::open`]): the host opens the workspace and each write
+//! directory itself, component by component, never following a symlink, and
+//! the guest's directories are those open handles ([`Grant`]). What happens
+//! to the paths afterwards cannot redirect them. A nested task's directories
+//! are opened beneath its parent's handles, so a child can never reach past
+//! what its parent was given.
 
 mod files;
 mod output;
 
-pub use files::{FileChange, FileChanges, Snapshot};
+pub use files::{EntryKind, FileChange, FileChanges};
 pub use output::{OutputLog, OutputSink, OutputStream, StreamKind};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
+use cap_fs_ext::DirExt;
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
-use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
 use crate::manifest::{PermissionMode, normalize_write_dir};
 
 /// Where the guest sees the workspace.
 pub const GUEST_WORKSPACE: &str = "/workspace";
 
-/// How the guest may use a preopened directory. Our own type, so a wasmtime
-/// upgrade touches only [`Access::perms`].
+/// How the guest may use a granted directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
     ReadOnly,
     ReadWrite,
-}
-
-impl Access {
-    fn perms(self) -> FsPerms {
-        match self {
-            Access::ReadOnly => FsPerms::ReadOnly,
-            Access::ReadWrite => FsPerms::ReadWrite,
-        }
-    }
 }
 
 /// Which parts of the workspace a task may write.
@@ -189,21 +189,6 @@ fn is_within(dir: &str, base: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('/'))
 }
 
-/// The longest prefix of `dir` (a normalized relative path) that exists
-/// under `root`, as seen without following the last symlink; "" if none.
-fn deepest_existing<'d>(root: &Dir, dir: &'d str) -> &'d str {
-    let mut candidate = dir;
-    loop {
-        if root.symlink_metadata(candidate).is_ok() {
-            return candidate;
-        }
-        match candidate.rfind('/') {
-            Some(at) => candidate = &candidate[..at],
-            None => return "",
-        }
-    }
-}
-
 /// Why a sandbox could not be set up. Raised before the guest starts.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -221,91 +206,251 @@ pub enum SandboxError {
         allowed: WriteSet,
         grant: String,
     },
-    #[error("write directory `{dir}` {problem}\n  = help: write directories must resolve (symlinks followed) inside the workspace `{}`", workspace.display())]
+    #[error(
+        "write directory `{dir}` cannot be used: `{component}` is a symlink (to `{target}`)\n  = help: grant a real directory inside the workspace; the host never follows a symlink to a write directory"
+    )]
+    Symlink {
+        dir: String,
+        component: String,
+        target: String,
+    },
+    #[error(
+        "write directory `{dir}` cannot be used: `{component}` is not a directory\n  = help: grant a directory inside the workspace"
+    )]
+    NotADirectory { dir: String, component: String },
+    #[error("write directory `{dir}` {problem}\n  = help: write directories must be real directories inside the workspace `{}`", workspace.display())]
     Escapes {
         dir: String,
         problem: String,
         workspace: PathBuf,
     },
-    #[error("cannot prepare the sandbox: {0}")]
-    Wasi(String),
+}
+
+impl SandboxError {
+    /// Whether the grant itself is refused (as opposed to an unusable workspace).
+    pub fn is_denied(&self) -> bool {
+        matches!(
+            self,
+            SandboxError::Denied { .. }
+                | SandboxError::Symlink { .. }
+                | SandboxError::NotADirectory { .. }
+                | SandboxError::Escapes { .. }
+        )
+    }
+}
+
+/// The directories one task was granted, opened by the host when it started.
+/// Only [`Sandbox::open`] makes one, so holding a `Grant` is holding exactly
+/// what a plan allowed.
+pub struct Grant {
+    root: Arc<Dir>,
+    root_access: Access,
+    /// Each write directory (workspace-relative) and its handle.
+    writes: Vec<(String, Arc<Dir>)>,
+}
+
+impl Grant {
+    /// The workspace, as opened.
+    pub fn root(&self) -> &Arc<Dir> {
+        &self.root
+    }
+
+    /// Every granted directory: the workspace ("") first, then each write
+    /// directory, with how the guest may use it.
+    pub fn directories(&self) -> impl Iterator<Item = (&str, &Arc<Dir>, Access)> {
+        std::iter::once(("", &self.root, self.root_access)).chain(
+            self.writes
+                .iter()
+                .map(|(path, dir)| (path.as_str(), dir, Access::ReadWrite)),
+        )
+    }
+
+    /// The handle beneath which `dir` lies writably, and `dir` relative to it.
+    fn base_for<'d>(&self, dir: &'d str) -> Option<(&Arc<Dir>, &'d str)> {
+        if self.root_access == Access::ReadWrite {
+            return Some((&self.root, dir));
+        }
+        self.writes
+            .iter()
+            .find(|(base, _)| is_within(dir, base))
+            .map(|(base, handle)| (handle, dir[base.len()..].trim_start_matches('/')))
+    }
+}
+
+impl fmt::Debug for Grant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Grant")
+            .field("root_access", &self.root_access)
+            .field(
+                "writes",
+                &self.writes.iter().map(|(p, _)| p).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 /// A checked plan for one task's filesystem: the canonical workspace and the
-/// writable directories, each verified to resolve inside it.
+/// writable directories, each verified to be a real directory inside it (or
+/// inside the parent's grant, for a nested task).
 #[derive(Clone, Debug)]
 pub struct Sandbox {
     workspace: PathBuf,
     writes: WriteSet,
+    /// The parent's grant, for a nested task: everything opens beneath it.
+    within: Option<Arc<Grant>>,
+    /// The workspace's identity when checked (device, inode).
+    identity: Option<(u64, u64)>,
+    /// The grant, once opened; shared by clones, so the task manager can
+    /// hand a running task's grant to its children.
+    opened: Arc<OnceLock<Arc<Grant>>>,
 }
 
 impl Sandbox {
-    /// Check `writes` against `workspace` and create missing write directories.
-    /// Every host-side step goes through a `cap_std` handle of the workspace,
-    /// so a symlink cannot lead the host outside it either.
+    /// Check `writes` against `workspace` and create missing write
+    /// directories. Every host-side step goes through a `cap_std` handle,
+    /// one path component at a time, and no symlink is followed.
     ///
     /// # Errors
     ///
     /// [`SandboxError::Workspace`] for an unusable workspace,
-    /// [`SandboxError::Escapes`] for a write dir that leads outside it.
+    /// [`SandboxError::Symlink`] or [`SandboxError::NotADirectory`] for a
+    /// write dir that is, or passes through, something other than a directory.
     pub fn new(workspace: &Path, writes: WriteSet) -> Result<Sandbox, SandboxError> {
-        Sandbox::prepare(workspace, writes, true)
+        Sandbox::prepare(workspace, writes, None, true)
     }
 
     /// Like [`Sandbox::new`], but change nothing: a missing write directory
-    /// is checked through its deepest existing ancestor.
+    /// is checked as far as it exists.
     ///
     /// # Errors
     ///
     /// As [`Sandbox::new`].
     pub fn check(workspace: &Path, writes: WriteSet) -> Result<Sandbox, SandboxError> {
-        Sandbox::prepare(workspace, writes, false)
+        Sandbox::prepare(workspace, writes, None, false)
     }
 
-    fn prepare(workspace: &Path, writes: WriteSet, create: bool) -> Result<Sandbox, SandboxError> {
+    /// A sandbox for a task nested in one that was granted `parent`: its
+    /// write directories are checked (and later opened) beneath the parent's
+    /// open handles, not by path.
+    ///
+    /// # Errors
+    ///
+    /// As [`Sandbox::new`], and [`SandboxError::Denied`] for a directory the
+    /// parent cannot write.
+    pub fn within(
+        parent: Arc<Grant>,
+        workspace: &Path,
+        writes: WriteSet,
+        create: bool,
+    ) -> Result<Sandbox, SandboxError> {
+        Sandbox::prepare(workspace, writes, Some(parent), create)
+    }
+
+    fn prepare(
+        workspace: &Path,
+        writes: WriteSet,
+        within: Option<Arc<Grant>>,
+        create: bool,
+    ) -> Result<Sandbox, SandboxError> {
         let ws_error = |source| SandboxError::Workspace {
             path: workspace.to_owned(),
             source,
         };
-        let workspace = workspace.canonicalize().map_err(ws_error)?;
-        if !workspace.is_dir() {
-            return Err(ws_error(std::io::Error::other("it is not a directory")));
-        }
-        let root = Dir::open_ambient_dir(&workspace, ambient_authority()).map_err(ws_error)?;
-        if let WriteSet::Dirs(dirs) = &writes {
+        let (workspace, root, identity) = match &within {
+            Some(parent) => (workspace.to_owned(), parent.root.clone(), None),
+            None => {
+                let workspace = workspace.canonicalize().map_err(ws_error)?;
+                let root =
+                    Dir::open_ambient_dir(&workspace, ambient_authority()).map_err(ws_error)?;
+                let identity = identity(&root).map_err(ws_error)?;
+                (workspace, Arc::new(root), Some(identity))
+            }
+        };
+        let sandbox = Sandbox {
+            workspace,
+            writes,
+            within,
+            identity,
+            opened: Arc::new(OnceLock::new()),
+        };
+        if let WriteSet::Dirs(dirs) = &sandbox.writes {
             for dir in dirs {
-                let escapes = |problem: String| SandboxError::Escapes {
-                    dir: dir.clone(),
-                    problem,
-                    workspace: workspace.clone(),
-                };
-                // cap-std refuses any path (or symlink target) that leaves `root`.
-                let existing = if create {
-                    root.create_dir_all(dir).map_err(|e| {
-                        escapes(format!("cannot be created inside the workspace ({e})"))
-                    })?;
-                    dir.as_str()
-                } else {
-                    deepest_existing(&root, dir)
-                };
-                if existing.is_empty() {
-                    continue;
-                }
-                root.open_dir(existing)
-                    .map_err(|e| escapes(format!("cannot be opened inside the workspace ({e})")))?;
-                let resolved = workspace
-                    .join(existing)
-                    .canonicalize()
-                    .map_err(|e| escapes(format!("cannot be resolved ({e})")))?;
-                if !resolved.starts_with(&workspace) {
-                    return Err(escapes(format!(
-                        "resolves to `{}`, outside the workspace",
-                        resolved.display()
-                    )));
-                }
+                let (base, rel) = sandbox.base_for(&root, dir)?;
+                walk(&sandbox.workspace, base, dir, rel, create)?;
             }
         }
-        Ok(Sandbox { workspace, writes })
+        Ok(sandbox)
+    }
+
+    fn base_for<'a, 'd>(
+        &'a self,
+        root: &'a Arc<Dir>,
+        dir: &'d str,
+    ) -> Result<(&'a Arc<Dir>, &'d str), SandboxError> {
+        match &self.within {
+            None => Ok((root, dir)),
+            Some(parent) => parent.base_for(dir).ok_or_else(|| SandboxError::Escapes {
+                dir: dir.to_owned(),
+                problem: "is not inside a directory the parent task was granted".into(),
+                workspace: self.workspace.clone(),
+            }),
+        }
+    }
+
+    /// Open the grant: the workspace and each write directory (created if
+    /// missing), component by component, never following a symlink. Done
+    /// once, when the task starts; later calls return the same grant.
+    ///
+    /// # Errors
+    ///
+    /// As [`Sandbox::new`], checked again now: a write directory that was
+    /// swapped for a symlink since launch is refused.
+    pub fn open(&self) -> Result<Arc<Grant>, SandboxError> {
+        if let Some(grant) = self.opened.get() {
+            return Ok(grant.clone());
+        }
+        let ws_error = |source| SandboxError::Workspace {
+            path: self.workspace.clone(),
+            source,
+        };
+        let root = match &self.within {
+            Some(parent) => parent.root.clone(),
+            None => {
+                let root = Dir::open_ambient_dir(&self.workspace, ambient_authority())
+                    .map_err(ws_error)?;
+                if self.identity.is_some() && identity(&root).ok() != self.identity {
+                    return Err(ws_error(std::io::Error::other(
+                        "it was replaced by another directory after the task was launched",
+                    )));
+                }
+                Arc::new(root)
+            }
+        };
+        let mut writes = Vec::new();
+        if let WriteSet::Dirs(dirs) = &self.writes {
+            for dir in dirs {
+                let (base, rel) = self.base_for(&root, dir)?;
+                let handle = walk(&self.workspace, base, dir, rel, true)?
+                    .expect("walking with create opens every component");
+                writes.push((dir.clone(), handle));
+            }
+        }
+        let root_access = if self.writes == WriteSet::Workspace {
+            Access::ReadWrite
+        } else {
+            Access::ReadOnly
+        };
+        let grant = Arc::new(Grant {
+            root,
+            root_access,
+            writes,
+        });
+        Ok(self.opened.get_or_init(|| grant).clone())
+    }
+
+    /// The grant, if the task has started.
+    pub fn opened(&self) -> Option<Arc<Grant>> {
+        self.opened.get().cloned()
     }
 
     /// The canonical host path of the workspace.
@@ -316,74 +461,85 @@ impl Sandbox {
     pub fn writes(&self) -> &WriteSet {
         &self.writes
     }
+}
 
-    /// A `cap_std` handle of the workspace root.
-    ///
-    /// # Errors
-    ///
-    /// When the workspace can no longer be opened.
-    pub fn root(&self) -> std::io::Result<Dir> {
-        Dir::open_ambient_dir(&self.workspace, ambient_authority())
-    }
+fn identity(dir: &Dir) -> std::io::Result<(u64, u64)> {
+    use cap_std::fs::MetadataExt;
+    let meta = dir.dir_metadata()?;
+    Ok((meta.dev(), meta.ino()))
+}
 
-    /// Build the guest's WASI context: the preopens, captured stdout/stderr,
-    /// and nothing else.
-    ///
-    /// # Errors
-    ///
-    /// [`SandboxError::Wasi`] when a directory cannot be preopened.
-    pub fn wasi_ctx(&self, output: &OutputLog) -> Result<WasiCtx, SandboxError> {
-        let mut builder = WasiCtxBuilder::new();
-        let workspace_access = if self.writes == WriteSet::Workspace {
-            Access::ReadWrite
-        } else {
-            Access::ReadOnly
-        };
-        self.preopen(
-            &mut builder,
-            &self.workspace,
-            GUEST_WORKSPACE,
-            workspace_access,
-        )?;
-        if let WriteSet::Dirs(dirs) = &self.writes {
-            for dir in dirs {
-                self.preopen(
-                    &mut builder,
-                    &self.workspace.join(dir),
-                    &format!("{GUEST_WORKSPACE}/{dir}"),
-                    Access::ReadWrite,
-                )?;
+/// Open `rel` (a suffix of the workspace-relative `dir`) beneath `base`, one
+/// component at a time, refusing symlinks and non-directories. Missing
+/// components are created with `create`; without, the walk stops at the first
+/// missing one and returns `None`.
+fn walk(
+    workspace: &Path,
+    base: &Arc<Dir>,
+    dir: &str,
+    rel: &str,
+    create: bool,
+) -> Result<Option<Arc<Dir>>, SandboxError> {
+    let mut current = base.clone();
+    // The components walked so far, workspace-relative, to name in errors.
+    let mut named = dir[..dir.len() - rel.len()]
+        .trim_end_matches('/')
+        .to_owned();
+    for component in rel.split('/').filter(|c| !c.is_empty()) {
+        if !named.is_empty() {
+            named.push('/');
+        }
+        named.push_str(component);
+        let refuse =
+            |at: &Dir, err: std::io::Error| refusal(workspace, at, component, &named, dir, err);
+        let next = match current.open_dir_nofollow(component) {
+            Ok(next) => next,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound && create => {
+                match current.create_dir(component) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(refuse(&current, e)),
+                }
+                // Whatever stands there now must still be a real directory.
+                current
+                    .open_dir_nofollow(component)
+                    .map_err(|e| refuse(&current, e))?
             }
-        }
-        builder
-            .stdout(output.stream(StreamKind::Stdout))
-            .stderr(output.stream(StreamKind::Stderr))
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .socket_addr_check(|_, _| Box::pin(async { false }));
-        Ok(builder.build())
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(refuse(&current, err)),
+        };
+        current = Arc::new(next);
     }
+    Ok(Some(current))
+}
 
-    fn preopen(
-        &self,
-        builder: &mut WasiCtxBuilder,
-        host: &Path,
-        guest: &str,
-        access: Access,
-    ) -> Result<(), SandboxError> {
-        builder
-            .preopened_dir(host, guest, access.perms())
-            .map(|_| ())
-            .map_err(|e| SandboxError::Wasi(format!("cannot preopen `{}`: {e}", host.display())))
-    }
-
-    /// Record the writable part of the workspace, to diff after the run.
-    pub fn snapshot(&self) -> Snapshot {
-        match self.root() {
-            Ok(root) => Snapshot::take(&root, &self.writes),
-            Err(_) => Snapshot::default(),
-        }
+/// Why `component` of write directory `dir` (walked as far as `named`)
+/// cannot be opened beneath `at`.
+fn refusal(
+    workspace: &Path,
+    at: &Dir,
+    component: &str,
+    named: &str,
+    dir: &str,
+    err: std::io::Error,
+) -> SandboxError {
+    match at.symlink_metadata(component) {
+        Ok(meta) if meta.is_symlink() => SandboxError::Symlink {
+            dir: dir.to_owned(),
+            component: named.to_owned(),
+            target: at
+                .read_link_contents(component)
+                .map_or_else(|_| "?".into(), |t| t.display().to_string()),
+        },
+        Ok(meta) if !meta.is_dir() => SandboxError::NotADirectory {
+            dir: dir.to_owned(),
+            component: named.to_owned(),
+        },
+        _ => SandboxError::Escapes {
+            dir: dir.to_owned(),
+            problem: format!("cannot be opened: {err}"),
+            workspace: workspace.to_owned(),
+        },
     }
 }
 

@@ -34,7 +34,7 @@ use crate::model::broker::Models;
 use crate::model::config::HostConfig;
 use crate::plan::{ParentLimits, PlanError, PlanRequest, plan};
 use crate::runtime::{LoadError, LoadedComponent, RunSpec, Runtime, TaskInfo};
-use crate::sandbox::{OutputLog, OutputSink, StreamKind};
+use crate::sandbox::{OutputLog, OutputSink, Sandbox, StreamKind};
 use crate::task::{
     ErrorKind, Permissions, RunEvent, RunObserver, TaskError, TaskResult, TaskStatus,
 };
@@ -293,7 +293,9 @@ struct Entry {
     depth: u32,
     key: String,
     model: Option<String>,
-    workspace: PathBuf,
+    /// Its filesystem: the workspace, and once started the opened grant its
+    /// children are opened beneath.
+    sandbox: Sandbox,
     permissions: Permissions,
     status: TaskStatus,
     created_at_ms: u64,
@@ -323,7 +325,7 @@ impl Entry {
             depth: self.depth,
             key: self.key.clone(),
             model: self.model.clone(),
-            workspace: self.workspace.clone(),
+            workspace: self.sandbox.workspace().to_owned(),
             permissions: self.permissions.clone(),
             created_at_ms: self.created_at_ms,
             started_at_ms: self.started_at_ms,
@@ -751,7 +753,7 @@ impl Inner {
             depth: parent.as_ref().map_or(0, |p| p.depth + 1),
             key: key.clone(),
             model,
-            workspace: plan.sandbox.workspace().to_owned(),
+            sandbox: plan.sandbox.clone(),
             permissions: plan.permissions,
             status: TaskStatus::Queued,
             created_at_ms: now_ms(),
@@ -771,7 +773,7 @@ impl Inner {
                 depth: entry.depth,
                 key: key.clone(),
                 model: entry.model.clone(),
-                workspace: entry.workspace.display().to_string(),
+                workspace: entry.sandbox.workspace().display().to_string(),
                 request: recorded_request,
                 permissions: serde_json::to_value(&entry.permissions)
                     .expect("permissions serialize"),
@@ -860,8 +862,9 @@ impl Inner {
                 tools: parent.permissions.tools.clone(),
                 remaining: remaining.max(Duration::from_millis(1)),
                 memory: parent.memory,
+                grant: parent.sandbox.opened(),
             },
-            workspace: parent.workspace.clone(),
+            workspace: parent.sandbox.workspace().to_owned(),
             model: parent.model.clone(),
             depth: parent.depth,
         })
