@@ -34,7 +34,9 @@ pub struct ParentLimits {
     pub tools: Vec<Tool>,
     /// Time left before the parent's deadline.
     pub remaining: Duration,
-    pub memory: u64,
+    /// The parent's own limits: a child gets at most its memory and
+    /// filesystem limits.
+    pub limits: Limits,
     /// The parent's opened grant (once it has started): the child's
     /// directories are opened beneath these handles, not by path.
     pub grant: Option<Arc<Grant>>,
@@ -124,7 +126,10 @@ pub fn plan(
         writes = writes.intersect(&parent.writes);
         tools.retain(|tool| parent.tools.contains(tool));
         limits.timeout = limits.timeout.min(parent.remaining);
-        limits.memory = limits.memory.min(parent.memory);
+        limits.memory = limits.memory.min(parent.limits.memory);
+        limits.disk = limits.disk.min(parent.limits.disk);
+        limits.files = limits.files.min(parent.limits.files);
+        limits.open_files = limits.open_files.min(parent.limits.open_files);
     }
     let within = request.parent.as_ref().and_then(|p| p.grant.clone());
     let sandbox = match within {

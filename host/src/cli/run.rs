@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::progress::Progress;
 use super::{Global, print_json, workspace};
 use crate::sandbox::FileChanges;
-use crate::task::{OutputSummary, Permissions, TaskError, TaskResult, TaskStatus, Usage};
+use crate::task::{LimitHit, OutputSummary, Permissions, TaskError, TaskResult, TaskStatus, Usage};
 use crate::tasks::{LaunchRequest, StreamItem, SubagentRef};
 use crate::units::{format_duration, parse_duration};
 
@@ -70,6 +70,8 @@ struct RunReport<'a> {
     data: Option<&'a serde_json::Value>,
     error: Option<&'a TaskError>,
     files: &'a FileChanges,
+    /// Limits the guest ran into (a write past `limits.disk`, …).
+    limits_hit: &'a [LimitHit],
     output: &'a OutputSummary,
     usage: &'a Usage,
     permissions: &'a Permissions,
@@ -145,6 +147,7 @@ pub fn run(args: RunArgs, global: &Global) -> anyhow::Result<ExitCode> {
             data: result.data.as_ref(),
             error: result.error.as_ref(),
             files: &result.files,
+            limits_hit: &result.limits_hit,
             output: &result.output,
             usage: &result.usage,
             permissions: &snapshot.permissions,
@@ -329,7 +332,16 @@ fn print_human(name: &str, task_id: &str, result: &TaskResult) {
             }
         }
         if result.files.incomplete {
-            outln!("  (incomplete: the writable area has too many entries to track)");
+            outln!(
+                "  (incomplete: {} more changes than the host records were left out)",
+                result.files.omitted
+            );
+        }
+    }
+    if !result.limits_hit.is_empty() {
+        outln!("\nlimits hit:");
+        for hit in &result.limits_hit {
+            outln!("  {:<10} {}", hit.limit.as_str(), hit.message);
         }
     }
     if !result.output.text.is_empty() {

@@ -63,6 +63,9 @@ pub fn run(args: ShowArgs, global: &Global) -> anyhow::Result<ExitCode> {
                 outln!("file         {label:<8} {}", change.path);
             }
         }
+        for hit in &result.limits_hit {
+            outln!("limit hit    {}: {}", hit.limit.as_str(), hit.message);
+        }
         if let Some(summary) = &result.summary {
             outln!("\n{}", summary.trim_end());
         }

@@ -29,7 +29,7 @@ use crate::bundle::{Bundle, BundleError, Registries};
 use crate::capabilities::host::TaskControl;
 use crate::capabilities::model::ModelBroker;
 use crate::capabilities::subagents::Spawner;
-use crate::manifest::Tool;
+use crate::manifest::{Limits, Tool};
 use crate::model::broker::Models;
 use crate::model::config::HostConfig;
 use crate::plan::{ParentLimits, PlanError, PlanRequest, plan};
@@ -303,7 +303,8 @@ struct Entry {
     ended_at_ms: Option<u64>,
     /// When a running task's time runs out (bounds its children's timeouts).
     deadline: Option<Instant>,
-    memory: u64,
+    /// Its effective limits (a child gets no more).
+    limits: Limits,
     /// What it takes to start; taken when the task starts.
     start: Option<Start>,
 }
@@ -760,7 +761,7 @@ impl Inner {
             started_at_ms: None,
             ended_at_ms: None,
             deadline: None,
-            memory: plan.limits.memory,
+            limits: plan.limits.clone(),
             start: Some(Start { component, spec }),
         };
         let record = self.host.as_ref().map(|host| {
@@ -861,7 +862,7 @@ impl Inner {
                 writes: parent.permissions.writes.clone(),
                 tools: parent.permissions.tools.clone(),
                 remaining: remaining.max(Duration::from_millis(1)),
-                memory: parent.memory,
+                limits: parent.limits.clone(),
                 grant: parent.sandbox.opened(),
             },
             workspace: parent.sandbox.workspace().to_owned(),

@@ -14,7 +14,7 @@ use crate::sandbox::{EntryKind, FileChange, FileChanges};
 /// paths are counted in `omitted` and the result is marked incomplete.
 pub const MAX_ENTRIES: usize = 100_000;
 /// The most bytes of path text recorded.
-pub const MAX_PATH_BYTES: usize = 16 << 20;
+pub const MAX_PATH_BYTES: usize = 4 << 20;
 
 /// One path's life during the run.
 #[derive(Clone, Copy, Debug)]

@@ -88,7 +88,6 @@ impl OutputStream for FileWriter {
         if bytes.is_empty() {
             return Ok(());
         }
-        eprintln!("DEBUG stream write {}", bytes.len());
         self.task
             .charge_write(bytes.len() as u64)
             .map_err(|code| failed(LimitCode(code)))?;
