@@ -267,3 +267,131 @@ pub fn code(out: &Output) -> i32 {
 pub fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+impl Fixture {
+    /// A workspace `ws/` with `readme.txt` and `src/lib.rs`, no symlinks and
+    /// no write directories, and `outside/secret.txt` next to it.
+    pub fn plain() -> Fixture {
+        let root = tempfile::tempdir().unwrap();
+        let workspace = root.path().join("ws");
+        let outside = root.path().join("outside");
+        for dir in [&workspace.join("src"), &outside] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        std::fs::write(workspace.join("readme.txt"), "original readme\n").unwrap();
+        std::fs::write(workspace.join("src/lib.rs"), "fn main() {}\n").unwrap();
+        std::fs::write(outside.join("secret.txt"), "the secret\n").unwrap();
+        Fixture {
+            root,
+            workspace,
+            outside,
+        }
+    }
+
+    /// Like [`Fixture::state_except`], but never descends into `except`, so
+    /// huge or very deep trees there cost nothing.
+    pub fn state_pruned(&self, except: &[&str]) -> BTreeMap<String, String> {
+        let skip: Vec<String> = except.iter().map(|e| format!("ws/{e}")).collect();
+        let mut state = BTreeMap::new();
+        walk_pruned(self.root.path(), self.root.path(), &skip, &mut state);
+        state
+    }
+}
+
+fn walk_pruned(root: &Path, dir: &Path, skip: &[String], state: &mut BTreeMap<String, String>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        let rel = path.strip_prefix(root).unwrap().display().to_string();
+        if skip.contains(&rel) {
+            continue;
+        }
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        if meta.is_symlink() {
+            state.insert(
+                rel,
+                format!("-> {}", std::fs::read_link(&path).unwrap().display()),
+            );
+        } else if meta.is_dir() {
+            state.insert(rel, "<dir>".into());
+            walk_pruned(root, &path, skip, state);
+        } else {
+            state.insert(
+                rel,
+                String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned(),
+            );
+        }
+    }
+}
+
+/// The `subagent` CLI as a command, with the same environment as
+/// [`subagent_in`], for [`output_within`].
+pub fn subagent_command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_subagent-under-test"));
+    cmd.args(args);
+    subagent_env(&mut cmd);
+    cmd
+}
+
+/// The `subagent` CLI run by `sh` under `ulimit -n <descriptors>`.
+pub fn subagent_under_ulimit(descriptors: u32, args: &[&str]) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("ulimit -n {descriptors} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_subagent-under-test"))
+        .args(args);
+    subagent_env(&mut cmd);
+    cmd
+}
+
+fn subagent_env(cmd: &mut Command) {
+    cmd.env("SUBAGENT_CACHE_DIR", cache_dir())
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .env("XDG_STATE_HOME", state_home());
+}
+
+/// Run `cmd` (stdin closed, output captured). A process still running after
+/// `limit` is killed and reported as `Err` with what it printed so far: a
+/// hang becomes a failure, never a stuck test.
+pub fn output_within(mut cmd: Command, limit: std::time::Duration) -> Result<Output, String> {
+    use std::io::Read;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let (stdout, stderr) = (out.join().unwrap(), err.join().unwrap());
+    match status {
+        Some(status) => Ok(Output {
+            status,
+            stdout,
+            stderr,
+        }),
+        None => Err(format!(
+            "still running after {limit:?}, killed\n--- stdout:\n{}\n--- stderr:\n{}",
+            String::from_utf8_lossy(&stdout),
+            String::from_utf8_lossy(&stderr)
+        )),
+    }
+}

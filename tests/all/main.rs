@@ -9,6 +9,7 @@ mod agents;
 mod cli;
 mod components;
 mod definitions;
+mod filesystem;
 mod limits;
 mod manifest;
 mod model;
