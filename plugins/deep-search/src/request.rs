@@ -185,6 +185,11 @@ pub struct Search {
     pub request: Request,
     pub case_sensitive: bool,
     matcher: Regex,
+    /// The same pattern over a whole file (`^`/`$` at line ends, CRLF-aware):
+    /// a file it does not match has no matching line, so most files are
+    /// settled by one search. `None` for patterns whose meaning changes
+    /// between a line and a file (`\A`, `\z`).
+    text_matcher: Option<Regex>,
     include: Option<GlobSet>,
     exclude: GlobSet,
     /// The default-skipped directory names no include glob mentions.
@@ -213,6 +218,16 @@ impl Search {
                     regex_hint(&err)
                 ))
             })?;
+        let text_matcher = if pattern.contains("\\A") || pattern.contains("\\z") {
+            None
+        } else {
+            RegexBuilder::new(&pattern)
+                .case_insensitive(!case_sensitive)
+                .multi_line(true)
+                .crlf(true)
+                .build()
+                .ok()
+        };
         let include = if request.include.is_empty() {
             None
         } else {
@@ -232,6 +247,7 @@ impl Search {
             request,
             case_sensitive,
             matcher,
+            text_matcher,
             include,
             exclude,
             skipped_dirs,
@@ -241,6 +257,45 @@ impl Search {
     /// Whether `line` is a finding.
     pub fn is_match(&self, line: &str) -> bool {
         self.matcher.is_match(line)
+    }
+
+    /// Whether some line of `text` may be a finding (never false when one is).
+    pub fn may_match(&self, text: &str) -> bool {
+        self.text_matcher
+            .as_ref()
+            .is_none_or(|matcher| matcher.is_match(text))
+    }
+
+    /// How many lines of `text` (as `str::lines` splits it) are findings.
+    ///
+    /// A line with a match also holds the start of a match of the whole-text
+    /// pattern found from the line's start, so each search jumps straight to
+    /// the next candidate line, which the line matcher then confirms.
+    pub fn count_matching_lines(&self, text: &str) -> usize {
+        let Some(matcher) = &self.text_matcher else {
+            return text.lines().filter(|line| self.is_match(line)).count();
+        };
+        let bytes = text.as_bytes();
+        let mut count = 0;
+        let mut at = 0;
+        while at < text.len() {
+            let Some(found) = matcher.find_at(text, at) else {
+                break;
+            };
+            let start = memchr::memrchr(b'\n', &bytes[..found.start()]).map_or(0, |i| i + 1);
+            if start == text.len() {
+                break;
+            }
+            let end = memchr::memchr(b'\n', &bytes[start..]).map_or(text.len(), |i| start + i);
+            let line = text[start..end]
+                .strip_suffix('\r')
+                .unwrap_or(&text[start..end]);
+            if self.is_match(line) {
+                count += 1;
+            }
+            at = end + 1;
+        }
+        count
     }
 }
 

@@ -132,6 +132,18 @@ pub fn run(
 
 /// Add the matching lines of one file to `report`.
 fn search_file(search: &Search, path: &str, text: &str, report: &mut Report) {
+    if !search.may_match(text) {
+        return;
+    }
+    if report.findings.len() >= search.request.max_findings {
+        // Only the counts are still needed.
+        let matches = search.count_matching_lines(text);
+        if matches > 0 {
+            report.files_matched += 1;
+            report.total_matches += matches;
+        }
+        return;
+    }
     let lines: Vec<&str> = text.lines().collect();
     let context = search.request.context;
     let mut matches = 0;
@@ -176,6 +188,46 @@ mod tests {
         let root = tree(files);
         let search = Search::new(Request::parse(prompt).unwrap()).unwrap();
         run(root.path(), &search, |_| Ok(())).unwrap()
+    }
+
+    #[test]
+    fn counting_over_the_whole_text_agrees_with_line_by_line() {
+        let texts = [
+            "",
+            "a\nb",
+            "one\n// TODO: first\nthree\r\nfour todo\n",
+            "a\n\nb\n\n",
+            "x\r\ny\r\nx",
+            "a \n b\nab\na\tb\n",
+            "fn main\n  fn nested\nfn two words\nfn last",
+        ];
+        let patterns = [
+            "todo",
+            r#"{"query": "^$", "regex": true}"#,
+            r#"{"query": "x$", "regex": true}"#,
+            r#"{"query": "a\\s*b", "regex": true}"#,
+            r#"{"query": "^fn \\w+$", "regex": true}"#,
+            r#"{"query": "\\Ab", "regex": true}"#,
+            r#"{"query": "b\\z", "regex": true}"#,
+        ];
+        let mut total = 0;
+        for prompt in patterns {
+            let search = Search::new(Request::parse(prompt).unwrap()).unwrap();
+            for text in texts {
+                let by_line = text.lines().filter(|line| search.is_match(line)).count();
+                assert_eq!(
+                    search.count_matching_lines(text),
+                    by_line,
+                    "{prompt} over {text:?}"
+                );
+                assert!(
+                    search.may_match(text) || by_line == 0,
+                    "{prompt} over {text:?}"
+                );
+                total += by_line;
+            }
+        }
+        assert!(total > 10, "the cases must match somewhere: {total}");
     }
 
     #[test]
