@@ -1148,3 +1148,50 @@ async fn overwrite_keeping_size_and_mtime_is_reported_modified() {
         Results::exactly(&[], &["file reports/same.txt"], &[])
     );
 }
+
+// ------------- lookups at native cost still see every change the task makes
+
+#[tokio::test]
+async fn cached_lookups_see_the_tasks_own_changes() {
+    let fixture = Fixture::plain();
+    let out = fixture.workspace.join("out");
+    std::fs::create_dir_all(out.join("d")).unwrap();
+    std::fs::write(out.join("real.txt"), "real\n").unwrap();
+    symlink("real.txt", out.join("link.txt"));
+    let before = fixture.state_except(&["out"]);
+    let b = bundle(&guest(GUEST), &writes(&["out"]));
+    let script = [
+        "stat:out/d/x.txt",                  // missing
+        "write:out/d/x.txt",                 // now it exists
+        "stat:out/d/x.txt",                  // seen, though `out/d` was looked up before
+        "rename:out/d:out/e",                // the directory moves
+        "stat:out/d/x.txt",                  // gone from the old name
+        "stat:out/e/x.txt",                  // found under the new one
+        "remove:out/e/x.txt",                //
+        "stat:out/e/x.txt",                  // gone
+        "read:out/link.txt",                 // a final symlink inside the grant is followed
+        "stat:out/link.txt",                 // and reported as a symlink when not followed
+        "read:out/e/../real.txt",            // `..` inside the grant resolves
+        "read:out/../../outside/secret.txt", // and never leaves it
+    ];
+    let result = run(
+        &b.bundle,
+        &fixture.workspace,
+        &format!("do {}", script.join(" ")),
+    )
+    .await;
+    let ops = ops(&result);
+    let ok: Vec<bool> = ops.iter().map(|o| o["ok"] == true).collect();
+    assert_eq!(
+        ok,
+        [
+            false, true, true, true, false, true, true, false, true, true, true, false
+        ],
+        "{ops:#?}"
+    );
+    for missing in [0, 4, 7] {
+        assert_eq!(ops[missing]["kind"], "NotFound", "{:#}", ops[missing]);
+    }
+    assert_eq!(ops[9]["detail"], "symlink", "{:#}", ops[9]);
+    assert_eq!(fixture.state_except(&["out"]), before);
+}

@@ -18,6 +18,7 @@
 
 mod budget;
 mod changes;
+mod lookup;
 mod streams;
 
 pub use budget::DescriptorBudget;
@@ -30,7 +31,6 @@ use std::sync::{Arc, Mutex};
 use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt, OpenOptionsMaybeDirExt};
 use cap_std::fs::{Dir, File, FileExt, Metadata, OpenOptions};
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable, ResourceTableError};
-use wasmtime_wasi::p2::bindings::clocks::wall_clock::Datetime;
 use wasmtime_wasi_io::streams::{DynInputStream, DynOutputStream};
 
 use crate::bindings::wasi_fs::wasi::filesystem::{preopens, types};
@@ -38,6 +38,7 @@ use crate::manifest::Limits;
 use crate::sandbox::{Access, EntryKind, FileChanges, GUEST_WORKSPACE, Grant};
 use crate::task::{Limit, LimitHit};
 use crate::units::format_size;
+use lookup::{Lookups, Meta, Subject};
 use streams::{FileReader, FileWriter, Position};
 use types::{
     Advice, DescriptorFlags, DescriptorStat, DescriptorType, DirectoryEntry, ErrorCode,
@@ -119,6 +120,9 @@ pub struct TaskFs {
     created: AtomicU64,
     open: AtomicU64,
     next_space_check: AtomicU64,
+    /// Bumped by every change the task makes; cached lookups are valid
+    /// only within one generation.
+    generation: AtomicU64,
     changes: Mutex<ChangeLog>,
     hits: Mutex<Vec<LimitHit>>,
 }
@@ -137,6 +141,7 @@ impl TaskFs {
             created: AtomicU64::new(0),
             open: AtomicU64::new(0),
             next_space_check: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
             changes: Mutex::new(ChangeLog::default()),
             hits: Mutex::new(Vec::new()),
         }
@@ -183,7 +188,23 @@ impl TaskFs {
                 .store(total + SPACE_CHECK_EVERY, Ordering::Relaxed);
         }
         self.written.store(total, Ordering::Relaxed);
+        self.touch();
         Ok(())
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    /// The task changed something: cached lookups are stale.
+    fn touch(&self) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Note a change in the file results.
+    fn log(&self, change: impl FnOnce(&mut ChangeLog)) {
+        self.touch();
+        change(&mut self.changes.lock().unwrap());
     }
 
     /// May the task create one more entry?
@@ -205,11 +226,11 @@ impl TaskFs {
         if before.is_none() {
             self.created.fetch_add(1, Ordering::Relaxed);
         }
-        self.changes.lock().unwrap().created(path, kind, before);
+        self.log(|log| log.created(path, kind, before));
     }
 
     fn record_write(&self, path: &str) {
-        self.changes.lock().unwrap().modified(path, EntryKind::File);
+        self.log(|log| log.modified(path, EntryKind::File));
     }
 
     /// One more open descriptor, counted until the slot drops.
@@ -319,11 +340,13 @@ impl Descriptor {
         Ok(dir)
     }
 
-    fn metadata(&self) -> io::Result<Metadata> {
-        match &self.node {
-            Node::Dir(dir) => dir.dir_metadata(),
-            Node::File(file) => file.file.metadata(),
-        }
+    /// The metadata of what it refers to (one `fstat`).
+    fn meta(&self) -> io::Result<Meta> {
+        let stat = match &self.node {
+            Node::Dir(dir) => rustix::fs::fstat(&**dir),
+            Node::File(file) => rustix::fs::fstat(&file.file),
+        };
+        Ok(Meta::of_stat(&stat?))
     }
 }
 
@@ -341,6 +364,7 @@ pub struct FsCtx {
     task: Arc<TaskFs>,
     grant: Arc<Grant>,
     preopens_served: u32,
+    lookups: Lookups,
 }
 
 impl FsCtx {
@@ -350,6 +374,7 @@ impl FsCtx {
             task: Arc::new(TaskFs::new(limits, budget, grant.root().clone())),
             grant,
             preopens_served: 0,
+            lookups: Lookups::default(),
         }
     }
 
@@ -391,6 +416,43 @@ pub fn add_to_linker<T: Send + 'static>(
     types::add_to_linker::<T, HasFs>(linker, get)?;
     preopens::add_to_linker::<T, HasFs>(linker, get)?;
     Ok(())
+}
+
+/// Open `path` beneath `dir` through cap-std, as the guest asked.
+fn open_file(
+    dir: &Dir,
+    path: &str,
+    oflags: &OpenFlags,
+    read: bool,
+    write: bool,
+    follow: FollowSymlinks,
+) -> FsResult<File> {
+    let mut options = OpenOptions::new();
+    options
+        .read(read || !write)
+        .write(write)
+        .create(oflags.contains(OpenFlags::CREATE))
+        .create_new(oflags.contains(OpenFlags::EXCLUSIVE))
+        .truncate(oflags.contains(OpenFlags::TRUNCATE))
+        .follow(follow)
+        .maybe_dir(true);
+    #[cfg(unix)]
+    {
+        use cap_std::fs::OpenOptionsExt;
+        // A FIFO or device opens without waiting for its other end, and is
+        // refused once its type is known.
+        options.custom_flags(
+            (rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY).bits() as i32,
+        );
+    }
+    dir.open_with(path, &options).map_err(|err| {
+        // A FIFO without a reader, a socket or a device fails to open (ENXIO,
+        // …) before its type can be checked: refuse it as such.
+        match dir.metadata(path) {
+            Ok(meta) if !meta.is_file() && !meta.is_dir() => ErrorCode::NotPermitted.into(),
+            _ => FsError::from(err),
+        }
+    })
 }
 
 fn error_code(err: &io::Error) -> ErrorCode {
@@ -481,42 +543,6 @@ fn descriptor_type(ft: cap_std::fs::FileType) -> DescriptorType {
     }
 }
 
-fn datetime(time: io::Result<std::time::SystemTime>) -> Option<Datetime> {
-    let since = time.ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
-    Some(Datetime {
-        seconds: since.as_secs(),
-        nanoseconds: since.subsec_nanos(),
-    })
-}
-
-fn descriptor_stat(meta: &Metadata) -> DescriptorStat {
-    use cap_std::fs::MetadataExt;
-    let ctime = std::time::UNIX_EPOCH.checked_add(std::time::Duration::new(
-        u64::try_from(meta.ctime()).unwrap_or(0),
-        u32::try_from(meta.ctime_nsec()).unwrap_or(0),
-    ));
-    DescriptorStat {
-        type_: descriptor_type(meta.file_type()),
-        link_count: meta.nlink(),
-        size: meta.len(),
-        data_access_timestamp: datetime(meta.accessed().map(|t| t.into_std())),
-        data_modification_timestamp: datetime(meta.modified().map(|t| t.into_std())),
-        status_change_timestamp: datetime(ctime.ok_or_else(|| io::Error::other("overflow"))),
-    }
-}
-
-fn metadata_hash(meta: &Metadata) -> MetadataHashValue {
-    use cap_std::fs::MetadataExt;
-    let mut key = [0u8; 16];
-    key[..8].copy_from_slice(&meta.dev().to_le_bytes());
-    key[8..].copy_from_slice(&meta.ino().to_le_bytes());
-    let hash = xxhash_rust::xxh3::xxh3_128(&key);
-    MetadataHashValue {
-        lower: hash as u64,
-        upper: (hash >> 64) as u64,
-    }
-}
-
 /// A new timestamp, before it is handed to one of the two time-setting APIs.
 #[derive(Clone, Copy)]
 enum TimeSpec {
@@ -561,6 +587,104 @@ fn time_spec(t: NewTimestamp) -> FsResult<Option<TimeSpec>> {
 impl FsView<'_> {
     fn push(&mut self, descriptor: Descriptor) -> FsResult<Resource<Descriptor>> {
         Ok(self.table.push(descriptor)?)
+    }
+
+    /// The metadata of descriptor `fd`, from the cache when the guest just
+    /// opened or stat'ed it.
+    fn fd_meta(&mut self, fd: &Resource<Descriptor>) -> FsResult<Meta> {
+        let generation = self.ctx.task.generation();
+        let subject = Subject::Fd(fd.rep());
+        if let Some(meta) = self.ctx.lookups.last(&subject, generation) {
+            return Ok(meta);
+        }
+        let meta = self.table.get(fd)?.meta()?;
+        self.ctx.lookups.set_last(subject, meta, generation);
+        Ok(meta)
+    }
+
+    /// The metadata of `path` under directory descriptor `fd`.
+    fn meta_at(&mut self, fd: &Resource<Descriptor>, follow: bool, path: String) -> FsResult<Meta> {
+        let generation = self.ctx.task.generation();
+        let subject = Subject::Path {
+            fd: fd.rep(),
+            follow,
+            path,
+        };
+        if let Some(meta) = self.ctx.lookups.last(&subject, generation) {
+            return Ok(meta);
+        }
+        let Subject::Path { path, .. } = &subject else {
+            unreachable!()
+        };
+        let dir = self.table.get(fd)?.dir()?.clone();
+        let meta = match self.fast_stat(fd.rep(), &dir, path, generation) {
+            Some(Ok(meta)) if !(follow && meta.ty == DescriptorType::SymbolicLink) => meta,
+            Some(Err(code)) => return Err(code.into()),
+            _ if follow => Meta::of_metadata(&dir.metadata(path)?),
+            _ => Meta::of_metadata(&dir.symlink_metadata(path)?),
+        };
+        self.ctx.lookups.set_last(subject, meta, generation);
+        Ok(meta)
+    }
+
+    /// Stat `path` (not following a final symlink) with one `statat`
+    /// beneath the cached parent, when the path allows it; `None` sends the
+    /// caller down cap-std's path.
+    fn fast_stat(
+        &mut self,
+        fd: u32,
+        dir: &Dir,
+        path: &str,
+        generation: u64,
+    ) -> Option<Result<Meta, ErrorCode>> {
+        let (parent, name) = lookup::split(path)?;
+        let parent = self.parent_dir(fd, dir, parent, generation)?;
+        match rustix::fs::statat(parent, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) => Some(Ok(Meta::of_stat(&stat))),
+            Err(rustix::io::Errno::NOENT) => Some(Err(ErrorCode::NoEntry)),
+            Err(_) => None,
+        }
+    }
+
+    /// Directory `parent` beneath `dir` (descriptor `fd`), opened by cap-std
+    /// and kept for the next lookup in it.
+    fn parent_dir<'s>(
+        &'s mut self,
+        fd: u32,
+        dir: &'s Dir,
+        parent: &str,
+        generation: u64,
+    ) -> Option<&'s Dir> {
+        if parent.is_empty() {
+            return Some(dir);
+        }
+        if self.ctx.lookups.parent(fd, parent, generation).is_none() {
+            let opened = dir.open_dir(parent).ok()?;
+            return Some(self.ctx.lookups.set_parent(fd, parent, opened, generation));
+        }
+        self.ctx.lookups.parent(fd, parent, generation)
+    }
+
+    /// Open `path` read-only with one `openat` beneath the cached parent,
+    /// when the path allows it; `None` sends the caller down cap-std's path
+    /// (a final symlink, a FIFO, anything unusual).
+    fn fast_open(
+        &mut self,
+        fd: u32,
+        dir: &Dir,
+        path: &str,
+        generation: u64,
+    ) -> Option<Result<File, FsError>> {
+        use rustix::fs::{Mode, OFlags};
+        let (parent, name) = lookup::split(path)?;
+        let parent = self.parent_dir(fd, dir, parent, generation)?;
+        let flags =
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+        match rustix::fs::openat(parent, name, flags, Mode::empty()) {
+            Ok(opened) => Some(Ok(File::from_std(std::fs::File::from(opened)))),
+            Err(rustix::io::Errno::NOENT) => Some(Err(ErrorCode::NoEntry.into())),
+            Err(_) => None,
+        }
     }
 
     /// Record a write through `fd` once.
@@ -752,7 +876,7 @@ impl types::HostDescriptor for FsView<'_> {
     }
 
     fn stat(&mut self, fd: Resource<Descriptor>) -> FsResult<DescriptorStat> {
-        Ok(descriptor_stat(&self.table.get(&fd)?.metadata()?))
+        Ok(self.fd_meta(&fd)?.stat())
     }
 
     fn stat_at(
@@ -761,13 +885,8 @@ impl types::HostDescriptor for FsView<'_> {
         flags: PathFlags,
         path: String,
     ) -> FsResult<DescriptorStat> {
-        let dir = self.table.get(&fd)?.dir()?;
-        let meta = if flags.contains(PathFlags::SYMLINK_FOLLOW) {
-            dir.metadata(&path)?
-        } else {
-            dir.symlink_metadata(&path)?
-        };
-        Ok(descriptor_stat(&meta))
+        let follow = flags.contains(PathFlags::SYMLINK_FOLLOW);
+        Ok(self.meta_at(&fd, follow, path)?.stat())
     }
 
     fn set_times_at(
@@ -791,10 +910,7 @@ impl types::HostDescriptor for FsView<'_> {
         if kind != EntryKind::Dir {
             self.ctx
                 .task
-                .changes
-                .lock()
-                .unwrap()
-                .modified(&join(&d.path, &path), kind);
+                .log(|log| log.modified(&join(&d.path, &path), kind));
         }
         Ok(())
     }
@@ -865,52 +981,36 @@ impl types::HostDescriptor for FsView<'_> {
         }
         let read = flags.contains(DescriptorFlags::READ);
         let write = flags.contains(DescriptorFlags::WRITE);
-        let mut options = OpenOptions::new();
-        options
-            .read(read || !write)
-            .write(write)
-            .create(create)
-            .create_new(oflags.contains(OpenFlags::EXCLUSIVE))
-            .truncate(oflags.contains(OpenFlags::TRUNCATE))
-            .follow(follow)
-            .maybe_dir(true);
-        #[cfg(unix)]
-        {
-            use cap_std::fs::OpenOptionsExt;
-            // A FIFO or device opens without waiting for its other end, and
-            // is refused just below.
-            options.custom_flags(
-                (rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY).bits() as i32,
-            );
-        }
-        let file = dir.open_with(&path, &options).map_err(|err| {
-            // A FIFO without a reader, a socket or a device fails to open
-            // (ENXIO, …) before its type can be checked: refuse it as such.
-            match dir.metadata(&path) {
-                Ok(meta) if !meta.is_file() && !meta.is_dir() => ErrorCode::NotPermitted.into(),
-                _ => FsError::from(err),
-            }
-        })?;
-        let ft = file.metadata()?.file_type();
-        let node = if ft.is_dir() {
-            if write {
-                return Err(ErrorCode::IsDirectory.into());
-            }
-            Node::Dir(Arc::new(Dir::from_std_file(file.into_std())))
-        } else if ft.is_file() {
-            Node::File(Arc::new(OpenFile {
+        let generation = task.generation();
+        // A plain read-only open in the directory of the last lookup is one
+        // `openat` of a single name (a final symlink is left to cap-std).
+        let fast = if changes_things || oflags.contains(OpenFlags::EXCLUSIVE) {
+            None
+        } else {
+            self.fast_open(fd.rep(), &dir, &path, generation)
+                .transpose()?
+        };
+        let file = match fast {
+            Some(file) => file,
+            None => open_file(&dir, &path, &oflags, read, write, follow)?,
+        };
+        let meta = Meta::of_stat(&rustix::fs::fstat(&file).map_err(io::Error::from)?);
+        let node = match meta.ty {
+            DescriptorType::Directory if write => return Err(ErrorCode::IsDirectory.into()),
+            DescriptorType::Directory => Node::Dir(Arc::new(Dir::from_std_file(file.into_std()))),
+            DescriptorType::RegularFile => Node::File(Arc::new(OpenFile {
                 file,
                 _slot: slot.clone(),
-            }))
-        } else {
-            return Err(ErrorCode::NotPermitted.into());
+            })),
+            // Opened non-blocking, and closed again at once.
+            _ => return Err(ErrorCode::NotPermitted.into()),
         };
         if create && before.is_none() {
             task.created(&full, EntryKind::File, None);
         } else if oflags.contains(OpenFlags::TRUNCATE) {
             task.record_write(&full);
         }
-        self.push(Descriptor {
+        let opened = self.push(Descriptor {
             node,
             path: full,
             access,
@@ -918,7 +1018,12 @@ impl types::HostDescriptor for FsView<'_> {
             write,
             recorded: false,
             _slot: Some(slot),
-        })
+        })?;
+        // The guest's `fstat` (and inode hash) right after the open cost nothing.
+        self.ctx
+            .lookups
+            .set_last(Subject::Fd(opened.rep()), meta, task.generation());
+        Ok(opened)
     }
 
     fn readlink_at(&mut self, fd: Resource<Descriptor>, path: String) -> FsResult<String> {
@@ -934,10 +1039,7 @@ impl types::HostDescriptor for FsView<'_> {
         d.writable_dir()?.remove_dir(&path)?;
         self.ctx
             .task
-            .changes
-            .lock()
-            .unwrap()
-            .removed(&join(&d.path, &path), EntryKind::Dir);
+            .log(|log| log.removed(&join(&d.path, &path), EntryKind::Dir));
         Ok(())
     }
 
@@ -957,10 +1059,7 @@ impl types::HostDescriptor for FsView<'_> {
         let (old_full, new_full) = (join(&from.path, &old_path), join(&to.path, &new_path));
         self.ctx
             .task
-            .changes
-            .lock()
-            .unwrap()
-            .renamed(&old_full, kind, &new_full, to_before);
+            .log(|log| log.renamed(&old_full, kind, &new_full, to_before));
         Ok(())
     }
 
@@ -981,10 +1080,7 @@ impl types::HostDescriptor for FsView<'_> {
         dir.remove_file(&path)?;
         self.ctx
             .task
-            .changes
-            .lock()
-            .unwrap()
-            .removed(&join(&d.path, &path), kind);
+            .log(|log| log.removed(&join(&d.path, &path), kind));
         Ok(())
     }
 
@@ -993,17 +1089,16 @@ impl types::HostDescriptor for FsView<'_> {
         fd: Resource<Descriptor>,
         other: Resource<Descriptor>,
     ) -> wasmtime::Result<bool> {
-        use cap_std::fs::MetadataExt;
-        let a = self.table.get(&fd)?.metadata();
-        let b = self.table.get(&other)?.metadata();
+        let a = self.table.get(&fd)?.meta();
+        let b = self.table.get(&other)?.meta();
         Ok(match (a, b) {
-            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            (Ok(a), Ok(b)) => a.same_object(&b),
             _ => false,
         })
     }
 
     fn metadata_hash(&mut self, fd: Resource<Descriptor>) -> FsResult<MetadataHashValue> {
-        Ok(metadata_hash(&self.table.get(&fd)?.metadata()?))
+        Ok(self.fd_meta(&fd)?.hash())
     }
 
     fn metadata_hash_at(
@@ -1012,16 +1107,12 @@ impl types::HostDescriptor for FsView<'_> {
         flags: PathFlags,
         path: String,
     ) -> FsResult<MetadataHashValue> {
-        let dir = self.table.get(&fd)?.dir()?;
-        let meta = if flags.contains(PathFlags::SYMLINK_FOLLOW) {
-            dir.metadata(&path)?
-        } else {
-            dir.symlink_metadata(&path)?
-        };
-        Ok(metadata_hash(&meta))
+        let follow = flags.contains(PathFlags::SYMLINK_FOLLOW);
+        Ok(self.meta_at(&fd, follow, path)?.hash())
     }
 
     fn drop(&mut self, fd: Resource<Descriptor>) -> wasmtime::Result<()> {
+        self.ctx.lookups.forget(fd.rep());
         self.table.delete(fd)?;
         Ok(())
     }
