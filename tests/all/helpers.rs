@@ -141,7 +141,7 @@ impl Fixture {
     /// the workspace).
     pub fn state_except(&self, except: &[&str]) -> BTreeMap<String, String> {
         let mut state = BTreeMap::new();
-        walk(self.root.path(), self.root.path(), &mut state);
+        walk_pruned(self.root.path(), self.root.path(), &[], &mut state);
         state.retain(|path, _| {
             !except
                 .iter()
@@ -154,28 +154,6 @@ impl Fixture {
 #[cfg(unix)]
 fn symlink(target: &Path, link: &Path) {
     std::os::unix::fs::symlink(target, link).unwrap();
-}
-
-fn walk(root: &Path, dir: &Path, state: &mut BTreeMap<String, String>) {
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        let rel = path.strip_prefix(root).unwrap().display().to_string();
-        let meta = std::fs::symlink_metadata(&path).unwrap();
-        if meta.is_symlink() {
-            state.insert(
-                rel,
-                format!("-> {}", std::fs::read_link(&path).unwrap().display()),
-            );
-        } else if meta.is_dir() {
-            state.insert(rel, "<dir>".into());
-            walk(root, &path, state);
-        } else {
-            state.insert(
-                rel,
-                String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned(),
-            );
-        }
-    }
 }
 
 /// One attempt the escape guest reported.
