@@ -1,20 +1,32 @@
 //! What the runtime costs, against what a process costs: cold compile and
 //! cached load of the real `deep-search` component, instantiate + run of the
 //! no-op guest, and `posix_spawn` of `/bin/true`, printed side by side with
-//! ratios.
+//! ratios. Then guest file I/O against native: `deep-search` over generated
+//! source trees of 10,000 and 50,000 files against `rg -j1` (wall and CPU
+//! time), and writable whole-workspace runs of `deep-search` and
+//! `todo-report` against the same runs with less writable (see
+//! [`filesystem`]). `rg` comes from Debian's `ripgrep`, installed with
+//! apt-get when missing; without it the rg rows are skipped, saying why.
 //!
 //! ```text
 //! cargo bench -p subagent-tests --bench runtime            # full run
-//! cargo bench -p subagent-tests --bench runtime -- --quick # fewer iterations
+//! cargo bench -p subagent-tests --bench runtime -- --quick # fewer iterations, 10,000-file tree only
 //! ```
 //!
 //! Every sample is checked (a load that should hit the cache did, a task
-//! completed, `/bin/true` exited 0), so a failure cannot pass as a fast run.
+//! completed, `/bin/true` exited 0, a search counted every marker the tree
+//! generator wrote), so a failure cannot pass as a fast run.
+
+#[path = "runtime/filesystem.rs"]
+mod filesystem;
+#[path = "runtime/tree.rs"]
+mod tree;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use filesystem::FsIterations;
 use subagent_host::plan::{PlanRequest, plan};
 use subagent_host::runtime::CacheOutcome;
 use subagent_host::sandbox::OutputLog;
@@ -34,6 +46,7 @@ struct Iterations {
     tasks: usize,
     spawns: usize,
     durable: usize,
+    fs: FsIterations,
 }
 
 impl Iterations {
@@ -43,6 +56,12 @@ impl Iterations {
         tasks: 2000,
         spawns: 2000,
         durable: 1000,
+        fs: FsIterations {
+            trees: &[10_000, 50_000],
+            min_rounds: 3,
+            max_rounds: 7,
+            budget: Duration::from_secs(60),
+        },
     };
     const QUICK: Iterations = Iterations {
         cold: 1,
@@ -50,6 +69,12 @@ impl Iterations {
         tasks: 200,
         spawns: 200,
         durable: 200,
+        fs: FsIterations {
+            trees: &[10_000],
+            min_rounds: 3,
+            max_rounds: 5,
+            budget: Duration::from_secs(30),
+        },
     };
 }
 
@@ -78,7 +103,7 @@ fn main() {
     let scratch = tempfile::tempdir().expect("temp dir");
     let started = Instant::now();
 
-    let deep_search = deep_search_copy(scratch.path());
+    let deep_search = plugin_copy(scratch.path(), "deep-search");
     let size = std::fs::metadata(&deep_search).expect("deep-search").len();
     let cold = cold_compile(&deep_search, scratch.path(), n.cold);
     let (engine_setup, cached, memoized) = cached_load(&deep_search, scratch.path(), n.cached);
@@ -86,6 +111,7 @@ fn main() {
     let sequential = manager_tasks(scratch.path(), n.tasks);
     let durability = durability(scratch.path(), n.durable);
     let spawn = spawn_true(n.spawns);
+    let fs = filesystem::measure_all(scratch.path(), &n.fs);
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pooling = Runtime::new(config(None)).expect("engine").pooling();
@@ -116,7 +142,13 @@ fn main() {
         vs_run("task manager: launch -> terminal", &sequential),
         vs_run("posix_spawn /bin/true + wait", &spawn),
     ];
-    print_table(&rows);
+    print_table(&[
+        ("", &rows[..]),
+        (
+            "filesystem: guest file I/O against rg, writable against less (notes below)",
+            &fs.rows[..],
+        ),
+    ]);
 
     println!();
     let overhead = sequential.p50().saturating_sub(tasks.run.p50());
@@ -169,16 +201,16 @@ fn main() {
     println!();
     println!("parts of a run, timed alone on the same thread (p50)");
     let parts = [
-        ("sandbox.wasi_ctx (preopen workspace)", &tasks.wasi_ctx),
-        ("sandbox.snapshot (empty workspace)", &tasks.snapshot),
+        ("sandbox.open (grant opened by handle)", &tasks.open),
         ("spawn_blocking round trip (no work)", &tasks.hop),
     ];
     let width = parts.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
     for (name, samples) in parts {
         println!("  {name:<width$}  {:>9}", format_time(samples.p50()));
     }
-    println!("  (a writable run snapshots the workspace before and after, off the async");
-    println!("  thread; a read-only run has nothing to snapshot)");
+    println!("  (a task opens its grant when it starts; file results are recorded as the");
+    println!("  guest acts, with no scan before or after; guest file calls are served on");
+    println!("  the task's own thread, without the spawn_blocking round trip)");
     println!();
     println!(
         "one task at a time on a current-thread runtime: {:.0} tasks/s (run), {:.0} tasks/s (plan + run); {:.0} spawns/s",
@@ -186,6 +218,11 @@ fn main() {
         tasks.plan_run.per_second(),
         spawn.per_second(),
     );
+    println!();
+    for line in &fs.notes {
+        println!("{line}");
+    }
+    println!();
     println!("total benchmark time {}", format_time(started.elapsed()));
 }
 
@@ -196,12 +233,12 @@ fn config(cache_dir: Option<PathBuf>) -> RuntimeConfig {
     }
 }
 
-/// Copy the built deep-search component into `dir`, so a concurrent rebuild
-/// of the plugins cannot change the file between samples.
-fn deep_search_copy(dir: &Path) -> PathBuf {
-    let bundle = Bundle::open(&subagent_tests::plugin("deep-search"))
-        .unwrap_or_else(|e| panic!("cannot open the deep-search bundle: {e}"));
-    let copy = dir.join("deep_search.wasm");
+/// Copy the built component of plugin `name` into `dir`, so a concurrent
+/// rebuild of the plugins cannot change the file between samples.
+fn plugin_copy(dir: &Path, name: &str) -> PathBuf {
+    let bundle = Bundle::open(&subagent_tests::plugin(name))
+        .unwrap_or_else(|e| panic!("cannot open the {name} bundle: {e}"));
+    let copy = dir.join(format!("{}.wasm", name.replace('-', "_")));
     std::fs::copy(&bundle.manifest.component, &copy).unwrap_or_else(|e| {
         panic!(
             "cannot copy {} (it is built by tests/build.rs): {e}",
@@ -275,10 +312,9 @@ struct TaskSamples {
     plan: Samples,
     run: Samples,
     plan_run: Samples,
-    /// Runs with the whole workspace writable: snapshotted before and after.
+    /// Runs with the whole workspace writable.
     run_writable: Samples,
-    wasi_ctx: Samples,
-    snapshot: Samples,
+    open: Samples,
     hop: Samples,
 }
 
@@ -368,8 +404,7 @@ fn noop_tasks(scratch: &Path, iterations: usize) -> TaskSamples {
             run: Samples::default(),
             plan_run: Samples::default(),
             run_writable: Samples::default(),
-            wasi_ctx: Samples::default(),
-            snapshot: Samples::default(),
+            open: Samples::default(),
             hop: Samples::default(),
         };
         for _ in 0..warmup(iterations) {
@@ -417,20 +452,15 @@ fn noop_tasks(scratch: &Path, iterations: usize) -> TaskSamples {
             samples.run_writable.push(ran);
         }
 
-        let sandbox = plan(&writable, &workspace, &writable_request, true)
-            .expect("plan")
-            .sandbox;
-        let output = OutputLog::new(1 << 20, None);
         for _ in 0..iterations {
+            // A fresh plan each time: a sandbox opens its grant only once.
+            let sandbox = plan(&writable, &workspace, &writable_request, true)
+                .expect("plan")
+                .sandbox;
             let start = Instant::now();
-            let wasi = sandbox.wasi_ctx(&output).expect("wasi ctx");
-            samples.wasi_ctx.push(start.elapsed());
-            drop(wasi);
-
-            let start = Instant::now();
-            let snapshot = sandbox.snapshot();
-            samples.snapshot.push(start.elapsed());
-            assert!(snapshot.diff(&snapshot).is_empty());
+            let grant = sandbox.open().expect("open the grant");
+            samples.open.push(start.elapsed());
+            drop(grant);
 
             let start = Instant::now();
             tokio::task::spawn_blocking(|| ()).await.expect("hop");
@@ -662,23 +692,35 @@ impl Row {
     }
 }
 
-fn print_table(rows: &[Row]) {
-    let name_width = rows.iter().map(|r| r.name.len()).max().unwrap_or(0);
-    let ratio_width = rows.iter().map(|r| r.ratio.len()).max().unwrap_or(0).max(5);
+/// One table of groups of rows; a group with a title starts with a blank
+/// line and its title.
+fn print_table(groups: &[(&str, &[Row])]) {
+    let rows = || groups.iter().flat_map(|(_, rows)| rows.iter());
+    let name_width = rows().map(|r| r.name.chars().count()).max().unwrap_or(0);
+    let ratio_width = rows().map(|r| r.ratio.len()).max().unwrap_or(0).max(5);
     println!(
         "{:<name_width$}  {:>5}  {:>9}  {:>9}  {:>ratio_width$}",
         "measurement", "n", "p50", "p99", "ratio",
     );
-    for row in rows {
-        println!(
-            "{:<name_width$}  {:>5}  {:>9}  {:>9}  {:>ratio_width$} {}",
-            row.name,
-            row.n,
-            format_time(row.p50),
-            format_time(row.p99),
-            row.ratio,
-            row.versus,
-        );
+    for (title, rows) in groups {
+        if rows.is_empty() {
+            continue;
+        }
+        if !title.is_empty() {
+            println!();
+            println!("{title}");
+        }
+        for row in *rows {
+            println!(
+                "{:<name_width$}  {:>5}  {:>9}  {:>9}  {:>ratio_width$} {}",
+                row.name,
+                row.n,
+                format_time(row.p50),
+                format_time(row.p99),
+                row.ratio,
+                row.versus,
+            );
+        }
     }
 }
 
