@@ -9,6 +9,7 @@
 //! the workspace.
 
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::RunError;
@@ -50,8 +51,9 @@ pub struct Stats {
 /// An iterator over the text files below a root.
 pub struct Walk<'a, F> {
     filter: &'a F,
-    /// Entries still to visit as (full path, relative path); the next is last.
-    pending: Vec<(PathBuf, String)>,
+    /// Entries still to visit as (full path, relative path, type as the
+    /// listing gave it); the next is last.
+    pending: Vec<(PathBuf, String, fs::FileType)>,
     stats: Stats,
 }
 
@@ -77,48 +79,66 @@ impl<'a, F: Filter> Walk<'a, F> {
         self.stats
     }
 
-    /// Queue the entries of directory `dir` (relative path `rel`), sorted.
-    /// Entries that cannot be listed (under WASI, names that are not UTF-8)
-    /// are counted as unreadable.
+    /// Queue the entries of directory `dir` (relative path `rel`), sorted,
+    /// with their types from the listing (no `stat` per entry). Entries that
+    /// cannot be listed (under WASI, names that are not UTF-8) are counted as
+    /// unreadable.
     fn push_children(&mut self, dir: &Path, rel: &str) -> std::io::Result<()> {
-        let mut names = Vec::new();
+        let mut entries = Vec::new();
         for entry in fs::read_dir(dir)? {
-            match entry {
-                Ok(entry) => names.push(entry.file_name()),
+            match entry.and_then(|entry| Ok((entry.file_name(), entry.file_type()?))) {
+                Ok(entry) => entries.push(entry),
                 Err(_) => self.stats.unreadable += 1,
             }
         }
-        names.sort_unstable();
-        self.pending.extend(names.into_iter().rev().map(|name| {
-            let name_text = name.to_string_lossy();
-            let child_rel = if rel.is_empty() {
-                name_text.into_owned()
-            } else {
-                format!("{rel}/{name_text}")
-            };
-            (dir.join(&name), child_rel)
-        }));
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        self.pending
+            .extend(entries.into_iter().rev().map(|(name, file_type)| {
+                let name_text = name.to_string_lossy();
+                let child_rel = if rel.is_empty() {
+                    name_text.into_owned()
+                } else {
+                    format!("{rel}/{name_text}")
+                };
+                (dir.join(&name), child_rel, file_type)
+            }));
         Ok(())
     }
 
-    /// Read the file at `full`, or `None` (counted) when it is not text.
-    fn read_text(&mut self, full: &Path, size: u64) -> Option<String> {
-        if size > MAX_FILE_SIZE {
-            self.stats.skipped += 1;
-            return None;
-        }
-        let Ok(bytes) = fs::read(full) else {
-            self.stats.unreadable += 1;
-            return None;
+    /// Read the file at `full`, or `None` (counted) when it is not text. Its
+    /// size is checked on the open file, before reading.
+    fn read_text(&mut self, full: &Path) -> Option<String> {
+        let read = || -> std::io::Result<Option<Vec<u8>>> {
+            let mut file = fs::File::open(full)?;
+            let size = file.metadata()?.len();
+            if size > MAX_FILE_SIZE {
+                return Ok(None);
+            }
+            let mut bytes = Vec::with_capacity(size as usize);
+            file.read_to_end(&mut bytes)?;
+            Ok(Some(bytes))
         };
-        if bytes[..bytes.len().min(BINARY_SNIFF)].contains(&0) {
+        let bytes = match read() {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
+                self.stats.skipped += 1;
+                return None;
+            }
+            Err(_) => {
+                self.stats.unreadable += 1;
+                return None;
+            }
+        };
+        if memchr::memchr(0, &bytes[..bytes.len().min(BINARY_SNIFF)]).is_some() {
             self.stats.skipped += 1;
             return None;
         }
-        Some(
-            String::from_utf8(bytes)
-                .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned()),
-        )
+        Some(if simdutf8::basic::from_utf8(&bytes).is_ok() {
+            // SAFETY: just validated as UTF-8.
+            unsafe { String::from_utf8_unchecked(bytes) }
+        } else {
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
     }
 }
 
@@ -126,18 +146,14 @@ impl<F: Filter> Iterator for Walk<'_, F> {
     type Item = TextFile;
 
     fn next(&mut self) -> Option<TextFile> {
-        while let Some((full, rel)) = self.pending.pop() {
-            let Ok(meta) = fs::symlink_metadata(&full) else {
-                self.stats.unreadable += 1;
-                continue;
-            };
-            if meta.is_dir() {
+        while let Some((full, rel, file_type)) = self.pending.pop() {
+            if file_type.is_dir() {
                 if !self.filter.skip_dir(&rel) && self.push_children(&full, &rel).is_err() {
                     self.stats.unreadable += 1;
                 }
-            } else if meta.is_file()
+            } else if file_type.is_file()
                 && !self.filter.skip_file(&rel)
-                && let Some(text) = self.read_text(&full, meta.len())
+                && let Some(text) = self.read_text(&full)
             {
                 self.stats.scanned += 1;
                 return Some(TextFile { path: rel, text });

@@ -44,7 +44,7 @@ fn datetime(seconds: i64, nanos: i64) -> Option<Datetime> {
     })
 }
 
-fn descriptor_type(ft: FileType) -> DescriptorType {
+pub(super) fn descriptor_type(ft: FileType) -> DescriptorType {
     match ft {
         FileType::RegularFile => DescriptorType::RegularFile,
         FileType::Directory => DescriptorType::Directory,
@@ -97,18 +97,27 @@ impl Meta {
     }
 
     pub fn hash(&self) -> MetadataHashValue {
-        let mut key = [0u8; 16];
-        key[..8].copy_from_slice(&self.dev.to_le_bytes());
-        key[8..].copy_from_slice(&self.ino.to_le_bytes());
-        let hash = xxhash_rust::xxh3::xxh3_128(&key);
-        MetadataHashValue {
-            lower: hash as u64,
-            upper: (hash >> 64) as u64,
-        }
+        hash(self.dev, self.ino)
+    }
+
+    pub fn dev(&self) -> u64 {
+        self.dev
     }
 
     pub fn same_object(&self, other: &Meta) -> bool {
         self.dev == other.dev && self.ino == other.ino
+    }
+}
+
+/// The `metadata-hash` of the entry with this device and inode.
+pub(super) fn hash(dev: u64, ino: u64) -> MetadataHashValue {
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&dev.to_le_bytes());
+    key[8..].copy_from_slice(&ino.to_le_bytes());
+    let hash = xxhash_rust::xxh3::xxh3_128(&key);
+    MetadataHashValue {
+        lower: hash as u64,
+        upper: (hash >> 64) as u64,
     }
 }
 
@@ -146,6 +155,10 @@ pub(super) struct Lookups {
     parent: Option<(u32, String, Dir, u64)>,
     /// (subject, its metadata, generation)
     last: Option<(Subject, Meta, u64)>,
+    /// The entry a directory listing just returned: (descriptor index, name,
+    /// device, inode, generation). wasi-libc's `readdir` asks for each
+    /// entry's `metadata-hash-at` (its `d_ino`), which the listing knows.
+    entry: Option<(u32, String, u64, u64, u64)>,
 }
 
 impl Lookups {
@@ -175,8 +188,32 @@ impl Lookups {
         self.last = Some((subject, meta, generation));
     }
 
+    pub fn set_entry(&mut self, fd: u32, name: &str, dev: u64, ino: u64, generation: u64) {
+        match &mut self.entry {
+            Some(entry) => {
+                entry.1.clear();
+                entry.1.push_str(name);
+                (entry.0, entry.2, entry.3, entry.4) = (fd, dev, ino, generation);
+            }
+            None => self.entry = Some((fd, name.to_owned(), dev, ino, generation)),
+        }
+    }
+
+    /// The hash of `name` under descriptor `fd`, if a listing just returned it.
+    pub fn entry_hash(&self, fd: u32, name: &str, generation: u64) -> Option<MetadataHashValue> {
+        match &self.entry {
+            Some((f, n, dev, ino, g)) if *f == fd && n == name && *g == generation => {
+                Some(hash(*dev, *ino))
+            }
+            _ => None,
+        }
+    }
+
     /// Forget everything about descriptor `fd` (its index may be reused).
     pub fn forget(&mut self, fd: u32) {
+        if self.entry.as_ref().is_some_and(|(f, ..)| *f == fd) {
+            self.entry = None;
+        }
         if self.parent.as_ref().is_some_and(|(f, ..)| *f == fd) {
             self.parent = None;
         }

@@ -352,7 +352,14 @@ impl Descriptor {
 
 /// An open directory listing.
 pub struct DirEntries {
-    entries: cap_std::fs::ReadDir,
+    /// Read with `getdents64`; entry types come from `d_type`, so listing a
+    /// directory costs no `stat` per entry.
+    entries: rustix::fs::Dir,
+    /// The directory listed, for the rare entry whose type is unknown.
+    dir: Arc<Dir>,
+    /// The listed descriptor's table index and the directory's device.
+    fd: u32,
+    dev: u64,
     _slot: Arc<Slot>,
 }
 
@@ -522,27 +529,6 @@ fn kind_at(dir: &Dir, path: &str) -> Option<EntryKind> {
     dir.symlink_metadata(path).ok().map(|m| entry_kind(&m))
 }
 
-fn descriptor_type(ft: cap_std::fs::FileType) -> DescriptorType {
-    use cap_fs_ext::FileTypeExt;
-    if ft.is_dir() {
-        DescriptorType::Directory
-    } else if ft.is_file() {
-        DescriptorType::RegularFile
-    } else if ft.is_symlink() {
-        DescriptorType::SymbolicLink
-    } else if ft.is_fifo() {
-        DescriptorType::Fifo
-    } else if ft.is_socket() {
-        DescriptorType::Socket
-    } else if ft.is_char_device() {
-        DescriptorType::CharacterDevice
-    } else if ft.is_block_device() {
-        DescriptorType::BlockDevice
-    } else {
-        DescriptorType::Unknown
-    }
-}
-
 /// A new timestamp, before it is handed to one of the two time-setting APIs.
 #[derive(Clone, Copy)]
 enum TimeSpec {
@@ -616,6 +602,19 @@ impl FsView<'_> {
         let Subject::Path { path, .. } = &subject else {
             unreachable!()
         };
+        if follow {
+            // What is not a symlink reads the same followed or not.
+            let unfollowed = Subject::Path {
+                fd: fd.rep(),
+                follow: false,
+                path: path.clone(),
+            };
+            if let Some(meta) = self.ctx.lookups.last(&unfollowed, generation) {
+                if meta.ty != DescriptorType::SymbolicLink {
+                    return Ok(meta);
+                }
+            }
+        }
         let dir = self.table.get(fd)?.dir()?.clone();
         let meta = match self.fast_stat(fd.rep(), &dir, path, generation) {
             Some(Ok(meta)) if !(follow && meta.ty == DescriptorType::SymbolicLink) => meta,
@@ -847,10 +846,23 @@ impl types::HostDescriptor for FsView<'_> {
     }
 
     fn read_directory(&mut self, fd: Resource<Descriptor>) -> FsResult<Resource<DirEntries>> {
+        use rustix::fs::{Mode, OFlags};
         let slot = self.ctx.task.slot()?;
-        let entries = self.table.get(&fd)?.dir()?.entries()?;
+        let dir = self.table.get(&fd)?.dir()?.clone();
+        // A fresh descriptor of the same directory, with its own position.
+        let listing = rustix::fs::openat(
+            &*dir,
+            c".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(io::Error::from)?;
+        let dev = self.fd_meta(&fd)?.dev();
         let stream = DirEntries {
-            entries,
+            entries: rustix::fs::Dir::new(listing).map_err(io::Error::from)?,
+            dir,
+            fd: fd.rep(),
+            dev,
             _slot: slot,
         };
         Ok(self.table.push_child(stream, &fd)?)
@@ -1108,6 +1120,11 @@ impl types::HostDescriptor for FsView<'_> {
         path: String,
     ) -> FsResult<MetadataHashValue> {
         let follow = flags.contains(PathFlags::SYMLINK_FOLLOW);
+        let generation = self.ctx.task.generation();
+        // The entry a listing just returned (never a symlink): its inode is known.
+        if let Some(hash) = self.ctx.lookups.entry_hash(fd.rep(), &path, generation) {
+            return Ok(hash);
+        }
         Ok(self.meta_at(&fd, follow, path)?.hash())
     }
 
@@ -1144,20 +1161,41 @@ impl types::HostDirectoryEntryStream for FsView<'_> {
         &mut self,
         stream: Resource<DirEntries>,
     ) -> FsResult<Option<DirectoryEntry>> {
-        let entries = &mut self.table.get_mut(&stream)?.entries;
-        let Some(entry) = entries.next() else {
-            return Ok(None);
-        };
-        let entry = entry?;
-        let type_ = entry
-            .file_type()
-            .map(descriptor_type)
-            .unwrap_or(DescriptorType::Unknown);
-        let name = entry
-            .file_name()
-            .into_string()
-            .map_err(|_| ErrorCode::IllegalByteSequence)?;
-        Ok(Some(DirectoryEntry { type_, name }))
+        let listing = self.table.get_mut(&stream)?;
+        loop {
+            let Some(entry) = listing.entries.read() else {
+                return Ok(None);
+            };
+            let entry = entry.map_err(io::Error::from)?;
+            let name = entry.file_name();
+            if matches!(name.to_bytes(), b"." | b"..") {
+                continue;
+            }
+            let file_type = match entry.file_type() {
+                // The filesystem does not fill `d_type`: ask, for this one
+                // name (which cannot leave the directory).
+                rustix::fs::FileType::Unknown => {
+                    rustix::fs::statat(&*listing.dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+                        .map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode))
+                        .unwrap_or(rustix::fs::FileType::Unknown)
+                }
+                known => known,
+            };
+            let name = std::str::from_utf8(name.to_bytes())
+                .map_err(|_| ErrorCode::IllegalByteSequence)?
+                .to_owned();
+            if file_type != rustix::fs::FileType::Symlink {
+                let (fd, dev) = (listing.fd, listing.dev);
+                let generation = self.ctx.task.generation();
+                self.ctx
+                    .lookups
+                    .set_entry(fd, &name, dev, entry.ino(), generation);
+            }
+            return Ok(Some(DirectoryEntry {
+                type_: lookup::descriptor_type(file_type),
+                name,
+            }));
+        }
     }
 
     fn drop(&mut self, stream: Resource<DirEntries>) -> wasmtime::Result<()> {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use cap_std::fs::{File, FileExt};
 use wasmtime_wasi_io::async_trait;
 use wasmtime_wasi_io::poll::Pollable;
@@ -21,20 +21,22 @@ fn failed(err: impl Into<wasmtime::Error>) -> StreamError {
     StreamError::LastOperationFailed(err.into())
 }
 
-/// Read from `file` at `offset` into a new buffer of at most `len` bytes.
+/// Read from `file` at `offset` into a new buffer of at most `len` bytes
+/// (never zeroed first: the kernel fills it).
 pub(super) fn read_at(file: &File, len: usize, offset: u64) -> std::io::Result<Bytes> {
-    let mut buf = BytesMut::zeroed(len.min(MAX_READ));
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+    let want = len.min(MAX_READ);
+    let mut buf: Vec<u8> = Vec::with_capacity(want);
+    while buf.len() < want {
+        let at = offset + buf.len() as u64;
+        match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at) {
             Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(err) => return Err(err.into()),
         }
     }
-    buf.truncate(filled);
-    Ok(buf.freeze())
+    buf.truncate(want);
+    Ok(Bytes::from(buf))
 }
 
 pub(super) struct FileReader {
