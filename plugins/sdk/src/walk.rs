@@ -109,13 +109,14 @@ impl<'a, F: Filter> Walk<'a, F> {
     /// size is checked on the open file, before reading.
     fn read_text(&mut self, full: &Path) -> Option<String> {
         let read = || -> std::io::Result<Option<Vec<u8>>> {
-            let mut file = fs::File::open(full)?;
+            let file = fs::File::open(full)?;
             let size = file.metadata()?.len();
             if size > MAX_FILE_SIZE {
                 return Ok(None);
             }
             let mut bytes = Vec::with_capacity(size as usize);
-            file.read_to_end(&mut bytes)?;
+            // The size the open file had: no extra read to find the end.
+            file.take(size).read_to_end(&mut bytes)?;
             Ok(Some(bytes))
         };
         let bytes = match read() {
