@@ -812,7 +812,12 @@ impl types::HostDescriptor for FsView<'_> {
         let mtime = time_spec(mtime)?.map(TimeSpec::file);
         match &d.node {
             Node::File(file) => SetTimes::set_times(&file.file, atime, mtime)?,
-            Node::Dir(dir) => SetTimes::set_times(&**dir, atime, mtime)?,
+            Node::Dir(dir) => {
+                // A directory's own times are not a file result.
+                SetTimes::set_times(&**dir, atime, mtime)?;
+                self.ctx.task.touch();
+                return Ok(());
+            }
         }
         self.note_write(&fd)
     }
@@ -919,7 +924,10 @@ impl types::HostDescriptor for FsView<'_> {
         } else {
             dir.set_symlink_times(&path, atime, mtime)?;
         }
-        if kind != EntryKind::Dir {
+        if kind == EntryKind::Dir {
+            // A directory's own times are not a file result.
+            self.ctx.task.touch();
+        } else {
             self.ctx
                 .task
                 .log(|log| log.modified(&join(&d.path, &path), kind));
