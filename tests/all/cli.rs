@@ -553,3 +553,29 @@ fn batch_runs_many_tasks_and_summarizes() {
         stderr(&unknown)
     );
 }
+
+/// An error that shows its source in its own message prints it once: no
+/// `caused by:` block repeating what was just said.
+#[test]
+fn errors_print_once() {
+    let b = bundle(&guest("escape"), "");
+    let no_workspace = subagent(&[
+        "run",
+        path(b.dir.path()),
+        "x",
+        "--workspace",
+        "/nonexistent/workspace",
+    ]);
+    let bad = tempfile::tempdir().unwrap();
+    std::fs::write(bad.path().join("subagent.toml"), "name = \"x\"\n").unwrap();
+    let bad_manifest = subagent(&["validate", path(bad.path())]);
+    for (out, said) in [
+        (&no_workspace, "No such file or directory"),
+        (&bad_manifest, "missing field `description`"),
+    ] {
+        let err = stderr(out);
+        assert_eq!(code(out), 2, "{err}");
+        assert_eq!(err.matches(said).count(), 1, "said more than once:\n{err}");
+        assert!(!err.contains("caused by"), "{err}");
+    }
+}

@@ -802,3 +802,16 @@ async fn shutdown_ends_every_task_with_one_terminal_event() {
         Err(ManagerError::ShuttingDown)
     ));
 }
+
+/// A refused child launch says "invalid request" once, not twice.
+#[tokio::test]
+async fn a_refused_child_launch_names_its_kind_once() {
+    let host = Host::new(ManagerConfig::default());
+    let spec = json!({"spawn": [{"subagent": "escape", "prompt": "   "}]});
+    let parent = host.launch("nester", &spec.to_string()).await;
+    let result = host.result(&parent).await;
+    let errors = data(&result)["errors"].as_array().unwrap();
+    let error = errors[0].as_str().unwrap();
+    assert!(error.contains("the prompt is empty"), "{error}");
+    assert_eq!(error.matches("invalid request").count(), 1, "{error}");
+}

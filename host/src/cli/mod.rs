@@ -180,11 +180,18 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Print an error and its causes to stderr.
+/// Print an error and its causes to stderr, each once: a cause whose text
+/// the message already shows (an error that displays its source and also
+/// returns it from `source()`) adds nothing.
 fn report(err: &anyhow::Error) {
-    eprintln!("error: {err}");
+    let mut shown = err.to_string();
+    eprintln!("error: {shown}");
     for cause in err.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+        let text = cause.to_string();
+        if !shown.contains(&text) {
+            eprintln!("  caused by: {text}");
+            shown.push_str(&text);
+        }
     }
 }
 

@@ -29,6 +29,8 @@ impl From<ManagerError> for SpawnError {
             ManagerError::Bundle(crate::BundleError::UnknownName { .. }) => {
                 SpawnError::NotFound(message)
             }
+            // Already says "invalid request"; say it once.
+            ManagerError::InvalidRequest(problem) => SpawnError::InvalidRequest(problem),
             _ => SpawnError::InvalidRequest(message),
         }
     }
