@@ -602,3 +602,92 @@ fn validate_resolves_the_model_as_a_launch_would() {
         "{text}"
     );
 }
+
+/// `run --background` hands its detached process the whole request: a
+/// Markdown definition found through one `--agents` dir, whose `prompt-agent`
+/// runner lives in another, runs to completion and is recorded. The detached
+/// process once got a hand-rebuilt command line without `--agents`.
+#[test]
+fn background_run_of_a_definition_keeps_the_agents_dirs() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(TestServer::start(vec![answer(
+        "",
+        &[("finish", json!({"summary": "Reviewed in the background."}))],
+        (12, 3),
+    )]));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!("default_model = \"local\"\n[models.local]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"scripted-1\"\nmax_retries = 0\n", server.url()),
+    )
+    .unwrap();
+    let (runners, agents) = (dir.path().join("runners"), dir.path().join("agents"));
+    std::fs::create_dir_all(runners.join("prompt-agent")).unwrap();
+    std::fs::create_dir_all(&agents).unwrap();
+    std::fs::write(
+        runners.join("prompt-agent/subagent.toml"),
+        format!(
+            "name = \"prompt-agent\"\ndescription = \"runs Markdown definitions\"\ncomponent = {:?}\ntools = [\"model\"]\n",
+            prompt_agent().display().to_string()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        agents.join("reviewer.md"),
+        "---\nname: reviewer\ndescription: Reviews code.\n---\n\nYou review code.\n",
+    )
+    .unwrap();
+    let ws = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let cli = |args: &[&str]| {
+        let mut all = vec![
+            "--state-dir",
+            path(&state),
+            "--agents",
+            path(&runners),
+            "--agents",
+            path(&agents),
+            "--config",
+            path(&config),
+        ];
+        all.extend_from_slice(args);
+        subagent(&all)
+    };
+
+    let started = cli(&[
+        "run",
+        "reviewer",
+        "review the workspace",
+        "--workspace",
+        path(ws.path()),
+        "--background",
+    ]);
+    assert_eq!(code(&started), 0, "{}", stderr(&started));
+    let id = stdout(&started).trim().to_owned();
+    let store = subagent_host::store::Store::open(&state).unwrap();
+    let waited = std::time::Instant::now();
+    let task = loop {
+        let task = store.task(&id).unwrap();
+        if task.status.is_terminal() {
+            break task;
+        }
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(60),
+            "task {id} stuck at {}",
+            task.status
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let result = task.result.expect("a finished task has its result");
+    assert_eq!(
+        result.status,
+        subagent_host::TaskStatus::Completed,
+        "{result:#?}"
+    );
+    assert_eq!(
+        result.summary.as_deref(),
+        Some("Reviewed in the background.")
+    );
+    drop(server);
+}

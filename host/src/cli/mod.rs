@@ -69,9 +69,13 @@ enum Command {
     Cancel(control::CancelArgs),
     Send(control::SendArgs),
     Prune(prune::PruneArgs),
+    /// The detached process of `run --background` (internal)
+    #[command(hide = true)]
+    RunDetached(run::DetachedArgs),
 }
 
 /// Options every subcommand shares.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Global {
     cache_dir: Option<PathBuf>,
     agents: Vec<PathBuf>,
@@ -160,6 +164,7 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Run(args) => run::run(args, &global),
+        Command::RunDetached(args) => run::run_detached(args),
         Command::Batch(args) => batch::run(args, &global),
         Command::Validate(args) => validate::run(args, &global),
         Command::List(args) => list::run(args, &global),

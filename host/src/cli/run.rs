@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::progress::Progress;
 use super::{Global, print_json, workspace};
@@ -16,7 +16,7 @@ use crate::tasks::{LaunchRequest, StreamItem, SubagentRef};
 use crate::units::{format_duration, parse_duration};
 
 /// Run a subagent on a workspace
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Serialize, Deserialize)]
 pub struct RunArgs {
     /// The bundle: a directory with subagent.toml, its manifest path, or a subagent name
     bundle: String,
@@ -55,9 +55,27 @@ pub struct RunArgs {
     /// Print the task id and return; the task runs on in a detached process
     #[arg(long, conflicts_with = "json")]
     background: bool,
-    /// Run under this task id (used by --background for its detached process)
-    #[arg(long, hide = true, value_name = "ID")]
+    /// Run under this task id (set for the detached process of --background)
+    #[arg(skip)]
     assign_id: Option<String>,
+}
+
+/// The detached process of `run --background`.
+#[derive(Args, Debug)]
+pub struct DetachedArgs {
+    /// The request the foreground process wrote (JSON); removed once read
+    request: PathBuf,
+}
+
+/// What `run --background` hands its detached process: the whole request as
+/// it was given (arguments, global options, the prompt already read), with
+/// paths made absolute. Never a command line rebuilt option by option, which
+/// forgets the options added after it was written.
+#[derive(Serialize, Deserialize)]
+struct Detached {
+    global: Global,
+    args: RunArgs,
+    prompt: String,
 }
 
 /// The `--json` form of a run's result. Stable: fields are only ever added.
@@ -80,21 +98,29 @@ struct RunReport<'a> {
 }
 
 pub fn run(args: RunArgs, global: &Global) -> anyhow::Result<ExitCode> {
+    let prompt = read_prompt(args.task.as_deref(), args.task_file.as_deref())?;
+    start(args, prompt, global)
+}
+
+/// The detached process of `--background`: run the request it was handed.
+pub fn run_detached(args: DetachedArgs) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.request)
+        .with_context(|| format!("cannot read {}", args.request.display()))?;
+    // Written for this process alone.
+    let _ = std::fs::remove_file(&args.request);
+    let detached: Detached = serde_json::from_str(&text)
+        .with_context(|| format!("cannot read {}", args.request.display()))?;
+    start(detached.args, detached.prompt, &detached.global)
+}
+
+fn start(args: RunArgs, prompt: String, global: &Global) -> anyhow::Result<ExitCode> {
     let workspace = workspace(args.workspace.clone())?;
     let bundle = global.bundle(&args.bundle, &workspace)?;
-    let prompt = read_prompt(args.task.as_deref(), args.task_file.as_deref())?;
     if args.build {
         bundle.build()?;
     }
-    if args.assign_id.is_some() {
-        // The detached process of `--background`: the task file was written
-        // for it alone.
-        if let Some(file) = &args.task_file {
-            let _ = std::fs::remove_file(file);
-        }
-    }
     if args.background {
-        return background(&args, &bundle, &prompt, &workspace, global);
+        return background(args, &bundle, prompt, &workspace, global);
     }
     let name = bundle.manifest.name.clone();
     let mut request = LaunchRequest::new(SubagentRef::Bundle(Box::new(bundle)), prompt, workspace);
@@ -163,12 +189,12 @@ pub fn run(args: RunArgs, global: &Global) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Check the request, then hand the task to a detached `subagent run` in its
-/// own process group, and return its id once the task is in the store.
+/// Check the request, then hand it to a detached `subagent` in its own
+/// process group, and return the task id once the task is in the store.
 fn background(
-    args: &RunArgs,
+    mut args: RunArgs,
     bundle: &crate::Bundle,
-    prompt: &str,
+    prompt: String,
     workspace: &std::path::Path,
     global: &Global,
 ) -> anyhow::Result<ExitCode> {
@@ -192,53 +218,51 @@ fn background(
     std::fs::create_dir_all(&spool)
         .with_context(|| format!("cannot create {}", spool.display()))?;
     let id = crate::ids::new_task_id();
-    let task_file = spool.join(format!("{id}.task"));
-    std::fs::write(&task_file, prompt)
-        .with_context(|| format!("cannot write {}", task_file.display()))?;
     let log = spool.join(format!("{id}.log"));
 
-    let workspace = workspace
-        .canonicalize()
-        .with_context(|| format!("cannot use workspace {}", workspace.display()))?;
+    // The same request, resolved where the detached process could see it
+    // otherwise: the bundle found (by name, in a registry) by its path, and
+    // every path absolute.
+    let absolute = |path: &mut Option<PathBuf>| -> anyhow::Result<()> {
+        if let Some(p) = path {
+            *p = std::path::absolute(&*p)?;
+        }
+        Ok(())
+    };
+    args.bundle = bundle.manifest.path.canonicalize()?.display().to_string();
+    args.workspace = Some(
+        workspace
+            .canonicalize()
+            .with_context(|| format!("cannot use workspace {}", workspace.display()))?,
+    );
+    args.task = None;
+    args.task_file = None;
+    args.build = false;
+    args.background = false;
+    args.assign_id = Some(id.clone());
+    absolute(&mut args.record)?;
+    absolute(&mut args.replay)?;
+    let mut global = global.clone();
+    global.state_dir = Some(state);
+    global.agents = global
+        .agents
+        .iter()
+        .map(std::path::absolute)
+        .collect::<Result<_, _>>()?;
+    absolute(&mut global.cache_dir)?;
+    absolute(&mut global.config)?;
+    let request = spool.join(format!("{id}.request.json"));
+    let detached = Detached {
+        global,
+        args,
+        prompt,
+    };
+    std::fs::write(&request, serde_json::to_vec(&detached)?)
+        .with_context(|| format!("cannot write {}", request.display()))?;
+
     let mut command =
         Command::new(std::env::current_exe().context("cannot find the subagent executable")?);
-    command
-        .arg("run")
-        .arg(&bundle.manifest.path.canonicalize()?)
-        .arg("--task-file")
-        .arg(&task_file);
-    command
-        .arg("--workspace")
-        .arg(&workspace)
-        .arg("--assign-id")
-        .arg(&id)
-        .arg("--state-dir")
-        .arg(&state);
-    if let Some(dir) = &global.cache_dir {
-        command.arg("--cache-dir").arg(dir);
-    }
-    for dir in &args.write {
-        command.arg("--write").arg(dir);
-    }
-    if args.readonly {
-        command.arg("--readonly");
-    }
-    if let Some(timeout) = args.timeout {
-        command
-            .arg("--timeout")
-            .arg(format!("{}ms", timeout.as_millis()));
-    }
-    if let Some(model) = &args.model {
-        command.arg("--model").arg(model);
-    }
-    if let Some(config) = &global.config {
-        command.arg("--config").arg(std::path::absolute(config)?);
-    }
-    for (flag, file) in [("--record", &args.record), ("--replay", &args.replay)] {
-        if let Some(file) = file {
-            command.arg(flag).arg(std::path::absolute(file)?);
-        }
-    }
+    command.arg("run-detached").arg(&request);
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;
@@ -266,7 +290,7 @@ fn background(
             return Ok(ExitCode::SUCCESS);
         }
         if let Some(status) = child.try_wait()? {
-            let _ = std::fs::remove_file(&task_file);
+            let _ = std::fs::remove_file(&request);
             let output = std::fs::read_to_string(&log).unwrap_or_default();
             bail!(
                 "the background process exited ({status}) before starting the task:\n{}",
