@@ -132,6 +132,22 @@ impl HostCtx {
     }
 }
 
+/// Serve `subagent:plugin/host` (and the `types` it shares) from `get`'s
+/// [`HostCtx`]. Always linked; needs no grant.
+///
+/// # Errors
+///
+/// When the linker refuses a definition.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+    get: fn(&mut T) -> &mut HostCtx,
+) -> wasmtime::Result<()> {
+    use crate::bindings::subagent::plugin;
+    use wasmtime::component::HasSelf;
+    plugin::types::add_to_linker::<T, HasSelf<HostCtx>>(linker, get)?;
+    plugin::host::add_to_linker::<T, HasSelf<HostCtx>>(linker, get)
+}
+
 impl Host for HostCtx {
     fn log(&mut self, level: LogLevel, mut message: String) {
         if message.len() > MAX_LOG_MESSAGE {

@@ -87,6 +87,22 @@ impl ModelCtx {
     }
 }
 
+/// Serve `subagent:plugin/model` from `get`'s [`ModelCtx`]. Linked for every
+/// task; without the `model` grant every call answers `denied`.
+///
+/// # Errors
+///
+/// When the linker refuses a definition.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+    get: fn(&mut T) -> &mut ModelCtx,
+) -> wasmtime::Result<()> {
+    crate::bindings::subagent::plugin::model::add_to_linker::<
+        T,
+        wasmtime::component::HasSelf<ModelCtx>,
+    >(linker, get)
+}
+
 impl Host for ModelCtx {
     async fn complete(
         &mut self,

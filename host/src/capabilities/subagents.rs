@@ -128,6 +128,22 @@ fn child_result(id: String, result: TaskResult) -> wit::ChildResult {
     }
 }
 
+/// Serve `subagent:plugin/subagents` from `get`'s [`SubagentsCtx`]. Linked
+/// for every task; without the `subagents` grant every call answers `denied`.
+///
+/// # Errors
+///
+/// When the linker refuses a definition.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+    get: fn(&mut T) -> &mut SubagentsCtx,
+) -> wasmtime::Result<()> {
+    crate::bindings::subagent::plugin::subagents::add_to_linker::<
+        T,
+        wasmtime::component::HasSelf<SubagentsCtx>,
+    >(linker, get)
+}
+
 impl Host for SubagentsCtx {
     async fn launch(&mut self, request: wit::LaunchRequest) -> Result<String, wit::SubagentError> {
         let spawner = self.spawner()?;

@@ -21,11 +21,13 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::SubagentPre;
-use crate::bindings::subagent::plugin;
-use crate::capabilities::filesystem::{self, DescriptorBudget, FsCtx, FsView};
 use crate::capabilities::host::HostCtx;
 use crate::capabilities::model::ModelCtx;
 use crate::capabilities::subagents::SubagentsCtx;
+use crate::capabilities::{
+    self,
+    filesystem::{self, DescriptorBudget, FsCtx, FsView},
+};
 use crate::manifest::MAX_MEMORY;
 
 use cache::ArtifactCache;
@@ -373,7 +375,6 @@ impl Drop for Runtime {
 /// Link WASI and every `subagent:plugin` interface, each to its own state.
 /// Interfaces a manifest does not grant are linked too and answer `denied`.
 fn add_capabilities(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
-    use wasmtime::component::HasSelf;
     // wasmtime-wasi serves clocks, random, stdio, (refused) sockets and
     // wasi:io; the host's own filesystem capability then replaces its
     // wasi:filesystem, so no guest file call reaches a generic preopen.
@@ -383,19 +384,9 @@ fn add_capabilities(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
         FsView::new(&mut state.fs, &mut state.table)
     })?;
     linker.allow_shadowing(false);
-    plugin::types::add_to_linker::<_, HasSelf<HostCtx>>(linker, |state: &mut StoreState| {
-        &mut state.host
-    })?;
-    plugin::host::add_to_linker::<_, HasSelf<HostCtx>>(linker, |state: &mut StoreState| {
-        &mut state.host
-    })?;
-    plugin::subagents::add_to_linker::<_, HasSelf<SubagentsCtx>>(
-        linker,
-        |state: &mut StoreState| &mut state.subagents,
-    )?;
-    plugin::model::add_to_linker::<_, HasSelf<ModelCtx>>(linker, |state: &mut StoreState| {
-        &mut state.model
-    })?;
+    capabilities::host::add_to_linker(linker, |state: &mut StoreState| &mut state.host)?;
+    capabilities::subagents::add_to_linker(linker, |state: &mut StoreState| &mut state.subagents)?;
+    capabilities::model::add_to_linker(linker, |state: &mut StoreState| &mut state.model)?;
     Ok(())
 }
 
