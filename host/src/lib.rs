@@ -13,6 +13,7 @@ pub mod capabilities;
 pub mod cli;
 pub mod definitions;
 pub mod diagnostic;
+pub mod events;
 pub mod ids;
 pub mod manifest;
 pub mod model;

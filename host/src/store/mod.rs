@@ -27,8 +27,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
+use crate::events::{EventKind, TaskEvent};
 use crate::task::{ErrorKind, TaskError, TaskResult, TaskStatus};
-use crate::tasks::{EventKind, TaskEvent};
 
 /// How long a host may go without a heartbeat before its tasks count as orphaned.
 pub const LEASE: Duration = Duration::from_secs(10);
@@ -223,7 +223,7 @@ impl std::fmt::Debug for Store {
 }
 
 pub(crate) fn now_ms() -> u64 {
-    crate::tasks::now_ms()
+    crate::events::now_ms()
 }
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {

@@ -7,83 +7,14 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use crate::sandbox::StreamKind;
+pub use crate::events::{EventKind, TaskEvent, now_ms};
 use crate::store::{Store, Write};
-use crate::task::{LogLevel, Progress, TaskError, TaskStatus};
 
 /// Events kept per task for late subscribers; older ones are dropped.
 const HISTORY: usize = 4096;
-
-/// One thing that happened to one task.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TaskEvent {
-    pub task_id: String,
-    /// 0-based, per task, without gaps.
-    pub seq: u64,
-    /// Milliseconds since the Unix epoch.
-    pub at_ms: u64,
-    #[serde(flatten)]
-    pub kind: EventKind,
-}
-
-/// What happened. Serialized with a `type` tag (snake_case).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum EventKind {
-    /// Accepted and waiting for a slot.
-    Queued {
-        subagent: String,
-        key: String,
-        parent_id: Option<String>,
-    },
-    /// Running.
-    Started,
-    Progress {
-        progress: Progress,
-    },
-    Log {
-        level: LogLevel,
-        message: String,
-    },
-    /// `len` bytes at `offset` of the task's output log (read them with
-    /// `TaskManager::output`).
-    Output {
-        stream: StreamKind,
-        offset: u64,
-        len: u64,
-    },
-    /// A follow-up message was put in the task's inbox.
-    MessageDelivered {
-        len: u64,
-    },
-    /// The subagent took a follow-up message from its inbox.
-    MessageRead {
-        len: u64,
-    },
-    /// The end: exactly one per task, always the last.
-    Terminal {
-        status: TaskStatus,
-        error: Option<TaskError>,
-    },
-}
-
-impl EventKind {
-    pub fn is_terminal(&self) -> bool {
-        matches!(self, EventKind::Terminal { .. })
-    }
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 /// The event log of one task: sequence numbers, history, live subscribers.
 ///

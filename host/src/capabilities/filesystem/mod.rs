@@ -16,6 +16,7 @@
 //! not a hop to a thread pool. The runtime gives each task a thread of its
 //! own for that reason (see `runtime::exec`).
 
+mod bindings;
 mod budget;
 mod changes;
 mod lookup;
@@ -33,11 +34,11 @@ use cap_std::fs::{Dir, File, FileExt, Metadata, OpenOptions};
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable, ResourceTableError};
 use wasmtime_wasi_io::streams::{DynInputStream, DynOutputStream};
 
-use crate::bindings::wasi_fs::wasi::filesystem::{preopens, types};
 use crate::manifest::Limits;
 use crate::sandbox::{Access, EntryKind, FileChanges, GUEST_WORKSPACE, Grant};
 use crate::task::{Limit, LimitHit};
 use crate::units::format_size;
+use bindings::wasi::filesystem::{preopens, types};
 use lookup::{Lookups, Meta, Subject};
 use streams::{FileReader, FileWriter, Position};
 use types::{
