@@ -401,24 +401,50 @@ impl Registries {
     }
 
     /// Resolve `spec`: a path to a bundle, else a name in the registries.
+    /// The one rule every face uses (`run`, `validate`, `batch`, the task
+    /// manager): [`Registries::resolve_in`] with paths relative to the
+    /// current directory.
     ///
     /// # Errors
     ///
     /// The bundle's own error, or [`BundleError::UnknownName`] with the
     /// closest known name.
     pub fn resolve(&self, spec: &str) -> Result<Bundle, BundleError> {
-        let path = Path::new(spec);
+        self.resolve_in(spec, Path::new(""))
+    }
+
+    /// Resolve `spec`, with a path taken relative to `base`. It is a path
+    /// when it looks like one (it has a `/`, ends in `.toml` or is a Markdown
+    /// definition's file name), when something exists there, or when it
+    /// cannot be a name; else it is a name in the registries.
+    ///
+    /// # Errors
+    ///
+    /// As [`Registries::resolve`].
+    pub fn resolve_in(&self, spec: &str, base: &Path) -> Result<Bundle, BundleError> {
+        let path = base.join(spec);
         let looks_like_path = spec.contains('/')
             || spec.ends_with(".toml")
-            || definitions::is_definition_file(path)
+            || definitions::is_definition_file(Path::new(spec))
             || path.exists();
         if looks_like_path || !crate::manifest::valid_name(spec) {
-            if definitions::is_definition_file(path) && path.is_file() {
-                return self.open_definition(path);
-            }
-            return Bundle::open(path);
+            self.open_path(&path)
+        } else {
+            self.resolve_name(spec)
         }
-        self.resolve_name(spec)
+    }
+
+    /// Open the bundle, manifest or Markdown definition at `path`.
+    ///
+    /// # Errors
+    ///
+    /// The bundle's or the definition's own error.
+    pub fn open_path(&self, path: &Path) -> Result<Bundle, BundleError> {
+        if definitions::is_definition_file(path) && path.is_file() {
+            self.open_definition(path)
+        } else {
+            Bundle::open(path)
+        }
     }
 }
 

@@ -579,3 +579,41 @@ fn errors_print_once() {
         assert!(!err.contains("caused by"), "{err}");
     }
 }
+
+/// `batch` resolves a subagent the way `run` does: a bundle directory next
+/// to the batch file is found by its bare name, as `run noop` finds `./noop`.
+/// `batch` once took a bare name only as a registry name.
+#[test]
+fn batch_and_run_resolve_a_subagent_by_the_same_rule() {
+    let fixture = Fixture::new();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("noop")).unwrap();
+    std::fs::write(
+        dir.path().join("noop/subagent.toml"),
+        format!(
+            "name = \"noop\"\ndescription = \"d\"\ncomponent = {:?}\n",
+            guest("noop").display().to_string()
+        ),
+    )
+    .unwrap();
+    let batch = dir.path().join("batch.toml");
+    std::fs::write(&batch, "[[task]]\nsubagent = \"noop\"\nprompt = \"a\"\n").unwrap();
+    let out = subagent(&[
+        "batch",
+        path(&batch),
+        "--workspace",
+        path(&fixture.workspace),
+    ]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).ends_with("1 tasks: 1 completed\n"),
+        "{}",
+        stdout(&out)
+    );
+
+    let run = subagent_command(&["run", "noop", "a", "--workspace", path(&fixture.workspace)])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(code(&run), 0, "{}", stderr(&run));
+}

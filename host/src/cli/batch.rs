@@ -257,14 +257,8 @@ fn prepare(
         .workspace
         .as_ref()
         .map_or_else(|| default_workspace.to_owned(), |w| base.join(w));
-    let spec = &task.subagent;
-    let is_path = spec.contains('/') || spec.ends_with(".toml");
-    let bundle = if is_path {
-        Registries::standard(&global.agents, &workspace)
-            .resolve(&base.join(spec).to_string_lossy())?
-    } else {
-        Registries::standard(&global.agents, &workspace).resolve_name(spec)?
-    };
+    let bundle =
+        Registries::standard(&global.agents, &workspace).resolve_in(&task.subagent, base)?;
     let timeout = task
         .timeout
         .as_deref()

@@ -626,10 +626,9 @@ impl Inner {
             .map_or_else(|| request.workspace.clone(), |p| p.workspace.clone());
         let bundle = match request.subagent {
             SubagentRef::Bundle(bundle) => *bundle,
-            SubagentRef::Path(path) if crate::definitions::is_definition_file(&path) => {
-                Registries::standard(&self.config.agents, &workspace).open_definition(&path)?
+            SubagentRef::Path(path) => {
+                Registries::standard(&self.config.agents, &workspace).open_path(&path)?
             }
-            SubagentRef::Path(path) => Bundle::open(&path)?,
             SubagentRef::Name(name) => {
                 Registries::standard(&self.config.agents, &workspace).resolve_name(&name)?
             }
