@@ -8,7 +8,7 @@ use anyhow::bail;
 use clap::Args;
 
 use super::Global;
-use crate::store::Control;
+use crate::store::{Control, ControlOutcome};
 
 /// Cancel a task (and its descendants), wherever it runs
 #[derive(Args, Debug)]
@@ -63,11 +63,10 @@ fn request(global: &Global, id: &str, control: Control) -> anyhow::Result<()> {
     let request = store.request_control(id, &control)?;
     let started = Instant::now();
     while started.elapsed() < ANSWER {
-        if let Some(outcome) = store.control_outcome(request)? {
-            return match outcome.strip_prefix("error: ") {
-                Some(error) => bail!("{error}"),
-                None => Ok(()),
-            };
+        match store.control_outcome(request)? {
+            Some(ControlOutcome::Done) => return Ok(()),
+            Some(ControlOutcome::Refused { message }) => bail!("{message}"),
+            None => {}
         }
         std::thread::sleep(Duration::from_millis(10));
     }

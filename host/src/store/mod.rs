@@ -101,6 +101,30 @@ pub enum Control {
     Send(String),
 }
 
+/// How the owner of a task answered a control request. Stored as JSON, so
+/// the requesting process reads back a type, not a string to pick apart.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ControlOutcome {
+    /// Done: the task was asked to stop, or the message is in its inbox.
+    Done,
+    /// Refused, with the owner's reason (the task ended meanwhile, …).
+    Refused { message: String },
+}
+
+impl ControlOutcome {
+    /// Read a stored outcome; rows written before outcomes were typed said
+    /// `ok` or `error: <message>`.
+    fn parse(text: &str) -> ControlOutcome {
+        serde_json::from_str(text).unwrap_or_else(|_| match text.strip_prefix("error: ") {
+            Some(message) => ControlOutcome::Refused {
+                message: message.to_owned(),
+            },
+            None => ControlOutcome::Done,
+        })
+    }
+}
+
 /// One pending control request, as its owner sees it.
 #[derive(Clone, Debug)]
 pub struct ControlRequest {
@@ -629,16 +653,17 @@ impl Store {
     /// # Errors
     ///
     /// SQL errors.
-    pub fn control_outcome(&self, request: i64) -> Result<Option<String>, StoreError> {
+    pub fn control_outcome(&self, request: i64) -> Result<Option<ControlOutcome>, StoreError> {
         let conn = self.conn.lock().unwrap();
-        Ok(conn
+        let text: Option<String> = conn
             .query_row(
                 "SELECT outcome FROM control WHERE id = ?1",
                 params![request],
                 |r| r.get(0),
             )
             .optional()?
-            .flatten())
+            .flatten();
+        Ok(text.as_deref().map(ControlOutcome::parse))
     }
 
     /// Control requests waiting for `host`.
@@ -661,7 +686,8 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub(crate) fn control_done(&self, id: i64, outcome: String) {
+    pub(crate) fn control_done(&self, id: i64, outcome: &ControlOutcome) {
+        let outcome = serde_json::to_string(outcome).expect("outcomes serialize");
         self.write(Write::ControlDone { id, outcome }, None);
     }
 
@@ -873,4 +899,28 @@ fn pid_alive(pid: u32) -> bool {
 /// else `~/.local/state/subagent`.
 pub fn state_dir(arg: Option<&Path>) -> Option<PathBuf> {
     arg.map(Path::to_owned).or_else(crate::paths::state_dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ControlOutcome;
+
+    #[test]
+    fn control_outcomes_read_back_as_written() {
+        let refused = ControlOutcome::Refused {
+            message: "task `t-1` is not running (it is completed)".into(),
+        };
+        for outcome in [ControlOutcome::Done, refused] {
+            let text = serde_json::to_string(&outcome).unwrap();
+            assert_eq!(ControlOutcome::parse(&text), outcome, "{text}");
+        }
+        // Rows written before outcomes were typed.
+        assert_eq!(ControlOutcome::parse("ok"), ControlOutcome::Done);
+        assert_eq!(
+            ControlOutcome::parse("error: gone"),
+            ControlOutcome::Refused {
+                message: "gone".into()
+            }
+        );
+    }
 }

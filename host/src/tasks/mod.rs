@@ -39,7 +39,7 @@ use crate::task::{
     ErrorKind, Permissions, RunEvent, RunObserver, TaskError, TaskResult, TaskStatus,
 };
 
-use crate::store::{Control, Store, StoreError, TaskRecord, Write};
+use crate::store::{Control, ControlOutcome, Store, StoreError, TaskRecord, Write};
 use events::EventLog;
 pub use events::now_ms;
 
@@ -1312,10 +1312,13 @@ async fn control_loop(inner: Weak<Inner>) {
                 Control::Cancel => inner.cancel(&request.task_id, None),
                 Control::Send(text) => inner.send_message(&request.task_id, text.clone(), None),
             };
-            store.control_done(
-                request.id,
-                outcome.map_or_else(|e| format!("error: {e}"), |()| "ok".to_owned()),
-            );
+            let outcome = match outcome {
+                Ok(()) => ControlOutcome::Done,
+                Err(err) => ControlOutcome::Refused {
+                    message: err.to_string(),
+                },
+            };
+            store.control_done(request.id, &outcome);
         }
     }
 }
