@@ -75,3 +75,16 @@ pub fn now_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+
+/// Where the runtime reports what a running task does (progress, logs,
+/// messages read), in the same vocabulary the task manager records.
+pub trait RunObserver: Send + Sync {
+    fn event(&self, event: EventKind);
+}
+
+/// An observer that ignores everything.
+pub struct Ignore;
+
+impl RunObserver for Ignore {
+    fn event(&self, _event: EventKind) {}
+}

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::sandbox::{FileChanges, StreamKind, WriteSet};
+use crate::sandbox::{FileChanges, WriteSet};
 
 /// Where a task is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -336,37 +336,4 @@ impl fmt::Display for Progress {
             Progress::Note { text } => f.write_str(text),
         }
     }
-}
-
-/// Something that happened to a task while it ran, as the runtime reports it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum RunEvent {
-    Progress {
-        progress: Progress,
-    },
-    Log {
-        level: LogLevel,
-        message: String,
-    },
-    Output {
-        stream: StreamKind,
-        offset: u64,
-        len: u64,
-    },
-    MessageTaken {
-        len: u64,
-    },
-}
-
-/// Where the runtime reports a running task's events.
-pub trait RunObserver: Send + Sync {
-    fn event(&self, event: RunEvent);
-}
-
-/// An observer that ignores everything.
-pub struct Ignore;
-
-impl RunObserver for Ignore {
-    fn event(&self, _event: RunEvent) {}
 }

@@ -6,9 +6,9 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
+use subagent_host::events::Ignore;
 use subagent_host::plan::{PlanRequest, plan};
 use subagent_host::sandbox::OutputLog;
-use subagent_host::task::Ignore;
 use subagent_host::{
     Bundle, Manifest, RunSpec, Runtime, RuntimeConfig, TaskControl, TaskInfo, TaskResult,
 };

@@ -27,11 +27,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use filesystem::FsIterations;
+use subagent_host::events::Ignore;
 use subagent_host::plan::{PlanRequest, plan};
 use subagent_host::runtime::CacheOutcome;
 use subagent_host::sandbox::OutputLog;
 use subagent_host::store::{Store, TaskQuery};
-use subagent_host::task::Ignore;
 use subagent_host::tasks::{LaunchRequest, ManagerConfig, SubagentRef, TaskManager};
 use subagent_host::units::format_size;
 use subagent_host::{

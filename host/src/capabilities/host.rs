@@ -11,7 +11,8 @@ use tokio::sync::Notify;
 
 use crate::bindings::subagent::plugin::host::Host;
 use crate::bindings::subagent::plugin::types::{LogLevel, ProgressEvent};
-use crate::task::{self, Progress, RunEvent, RunObserver};
+use crate::events::{EventKind, RunObserver};
+use crate::task::{self, Progress};
 
 /// The most bytes of one log message kept; the rest is cut and marked.
 const MAX_LOG_MESSAGE: usize = 16 * 1024;
@@ -124,7 +125,7 @@ pub struct HostCtx {
 impl HostCtx {
     fn taken(&self, message: Option<String>) -> Option<String> {
         if let Some(text) = &message {
-            self.observer.event(RunEvent::MessageTaken {
+            self.observer.event(EventKind::MessageRead {
                 len: text.len() as u64,
             });
         }
@@ -165,7 +166,7 @@ impl Host for HostCtx {
             LogLevel::Warn => task::LogLevel::Warn,
             LogLevel::Error => task::LogLevel::Error,
         };
-        self.observer.event(RunEvent::Log { level, message });
+        self.observer.event(EventKind::Log { level, message });
     }
 
     fn progress(&mut self, event: ProgressEvent) {
@@ -180,7 +181,7 @@ impl Host for HostCtx {
             },
             ProgressEvent::Note(text) => Progress::Note { text },
         };
-        self.observer.event(RunEvent::Progress { progress });
+        self.observer.event(EventKind::Progress { progress });
     }
 
     fn next_message(&mut self) -> Option<String> {

@@ -34,9 +34,10 @@ use crate::capabilities::filesystem::{DescriptorBudget, FsCtx, FsLimits};
 use crate::capabilities::host::{HostCtx, TaskControl};
 use crate::capabilities::model::{ModelBroker, ModelCtx, ModelUsage};
 use crate::capabilities::subagents::{Spawner, SubagentsCtx};
+use crate::events::RunObserver;
 use crate::manifest::Limits;
 use crate::sandbox::{GUEST_WORKSPACE, OutputLog, Sandbox, StreamKind};
-use crate::task::{ErrorKind, OutputSummary, RunObserver, TaskError, TaskResult, Usage};
+use crate::task::{ErrorKind, OutputSummary, TaskError, TaskResult, Usage};
 use crate::units::{format_duration, format_size};
 
 /// Who the task is, as the guest sees it.

@@ -29,15 +29,14 @@ use crate::bundle::{Bundle, BundleError, Registries};
 use crate::capabilities::host::TaskControl;
 use crate::capabilities::model::ModelBroker;
 use crate::capabilities::subagents::Spawner;
+use crate::events::RunObserver;
 use crate::manifest::{Limits, Tool};
 use crate::model::broker::Models;
 use crate::model::config::HostConfig;
 use crate::plan::{ParentLimits, PlanError, PlanRequest, plan};
 use crate::runtime::{LoadError, LoadedComponent, RunSpec, Runtime, TaskInfo};
 use crate::sandbox::{OutputLog, OutputSink, Sandbox, StreamKind};
-use crate::task::{
-    ErrorKind, Permissions, RunEvent, RunObserver, TaskError, TaskResult, TaskStatus,
-};
+use crate::task::{ErrorKind, Permissions, TaskError, TaskResult, TaskStatus};
 
 use crate::store::{Control, ControlOutcome, Store, StoreError, TaskRecord, Write};
 use events::EventLog;
@@ -337,49 +336,32 @@ impl Entry {
 }
 
 /// Reports a running task's events and output into its event log.
-struct Observer(Arc<Shared>);
+/// The one sink of a running task: what the guest does (progress, logs,
+/// messages read) and the output it writes become its events.
+struct Observer(Arc<EventLog>);
 
 impl RunObserver for Observer {
-    fn event(&self, event: RunEvent) {
-        let kind = match event {
-            RunEvent::Progress { progress } => EventKind::Progress { progress },
-            RunEvent::Log { level, message } => EventKind::Log { level, message },
-            RunEvent::Output {
-                stream,
-                offset,
-                len,
-            } => EventKind::Output {
-                stream,
-                offset,
-                len,
-            },
-            RunEvent::MessageTaken { len } => EventKind::MessageRead { len },
-        };
-        self.0.events.emit(kind);
+    fn event(&self, event: EventKind) {
+        self.0.emit(event);
     }
 }
 
-/// Output chunks become `output` events; set up before the log exists.
-struct OutputEvents(Mutex<Weak<Shared>>);
-
-impl OutputSink for OutputEvents {
+impl OutputSink for Observer {
     fn output(&self, stream: StreamKind, offset: u64, bytes: &[u8]) {
-        if let Some(shared) = self.0.lock().unwrap().upgrade() {
-            let chunk = Write::Output {
-                id: shared.events.task_id().to_owned(),
+        let chunk = Write::Output {
+            id: self.0.task_id().to_owned(),
+            offset,
+            bytes: bytes.to_vec(),
+        };
+        self.0.emit_then(
+            EventKind::Output {
+                stream,
                 offset,
-                bytes: bytes.to_vec(),
-            };
-            shared.events.emit_then(
-                EventKind::Output {
-                    stream,
-                    offset,
-                    len: bytes.len() as u64,
-                },
-                Some(chunk),
-                None,
-            );
-        }
+                len: bytes.len() as u64,
+            },
+            Some(chunk),
+            None,
+        );
     }
 }
 
@@ -704,22 +686,21 @@ impl Inner {
             "model": model,
             "manifest": manifest.path,
         });
-        let output_sink = Arc::new(OutputEvents(Mutex::new(Weak::new())));
-        let output = OutputLog::new(plan.limits.output, Some(output_sink.clone()));
+        let events = Arc::new(EventLog::new(
+            id.clone(),
+            self.all_events.clone(),
+            self.config.event_buffer,
+            self.config.store.clone(),
+        ));
+        let output = OutputLog::new(plan.limits.output, Some(Arc::new(Observer(events.clone()))));
         let (done, _) = watch::channel(None);
         let shared = Arc::new(Shared {
             control: TaskControl::new(),
-            events: Arc::new(EventLog::new(
-                id.clone(),
-                self.all_events.clone(),
-                self.config.event_buffer,
-                self.config.store.clone(),
-            )),
+            events,
             output: output.clone(),
             done,
             reported: Mutex::new(TaskStatus::Queued),
         });
-        *output_sink.0.lock().unwrap() = Arc::downgrade(&shared);
         let spawner: Option<Arc<dyn Spawner>> = plan
             .permissions
             .tools
@@ -919,7 +900,7 @@ impl Inner {
             let this = self.this.clone();
             let runtime = self.runtime.clone();
             self.handle.spawn(async move {
-                let observer = Arc::new(Observer(shared.clone()));
+                let observer = Arc::new(Observer(shared.events.clone()));
                 let result = runtime
                     .run(
                         &start.component,

@@ -13,9 +13,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use subagent_host::events::Ignore;
 use subagent_host::plan::{PlanRequest, plan};
 use subagent_host::sandbox::OutputLog;
-use subagent_host::task::Ignore;
 use subagent_host::units::format_size;
 use subagent_host::{
     Bundle, LoadedComponent, PermissionMode, RunSpec, Runtime, TaskControl, TaskInfo, TaskResult,
