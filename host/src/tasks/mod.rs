@@ -245,6 +245,8 @@ pub struct TaskManager {
 struct Inner {
     runtime: Arc<Runtime>,
     config: ManagerConfig,
+    /// The host's models: the config's, or an empty host config's.
+    models: Arc<Models>,
     state: Mutex<State>,
     all_events: broadcast::Sender<TaskEvent>,
     handle: tokio::runtime::Handle,
@@ -389,10 +391,12 @@ impl TaskManager {
         }
         let (all_events, _) = broadcast::channel(config.event_buffer.max(16) * 4);
         let handle = tokio::runtime::Handle::current();
-        if config.models.is_none() {
-            let empty = Models::new(HostConfig::default(), None).expect("no recording to create");
-            config.models = Some(Arc::new(empty));
-        }
+        let models = match &config.models {
+            Some(models) => models.clone(),
+            None => {
+                Arc::new(Models::new(HostConfig::default(), None).expect("no recording to create"))
+            }
+        };
         let host = match &config.store {
             Some(store) => {
                 store.prune(config.retention)?;
@@ -403,6 +407,7 @@ impl TaskManager {
         let inner = Arc::new_cyclic(|this| Inner {
             runtime,
             config,
+            models,
             state: Mutex::new(State::default()),
             all_events,
             handle,
@@ -648,7 +653,7 @@ impl Inner {
         let manifest = &bundle.manifest;
         // Launch override > manifest > host default; `inherit` takes the parent's.
         let uses_model = plan.permissions.tools.contains(&Tool::Model);
-        let models = self.config.models.clone().expect("set by TaskManager::new");
+        let models = self.models.clone();
         let mut model = effective_model(
             request.model.or_else(|| manifest.model.clone()),
             parent.as_ref().and_then(|p| p.model.clone()),
