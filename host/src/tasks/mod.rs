@@ -12,12 +12,13 @@
 //! endings go through one guarded transition, under one lock.
 
 mod events;
+mod scheduler;
 mod spawner;
 
 use crate::task::{Usage, UsageTotals};
 pub use events::{EventKind, EventStream, StreamItem, TaskEvent};
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
@@ -260,11 +261,8 @@ struct State {
     tasks: HashMap<String, Entry>,
     /// Ids in creation order.
     order: Vec<String>,
-    /// Waiting tasks per key, each with its ticket (global FIFO order).
-    queues: BTreeMap<String, VecDeque<(u64, String)>>,
-    running_by_key: HashMap<String, usize>,
-    running: usize,
-    next_ticket: u64,
+    /// Which queued task starts next.
+    scheduler: scheduler::Scheduler,
     shutting_down: bool,
 }
 
@@ -805,13 +803,7 @@ impl Inner {
             );
             state.tasks.insert(id.clone(), entry);
             state.order.push(id.clone());
-            let ticket = state.next_ticket;
-            state.next_ticket += 1;
-            state
-                .queues
-                .entry(key)
-                .or_default()
-                .push_back((ticket, id.clone()));
+            state.scheduler.enqueue(&id, &key);
             self.schedule(&mut state)
         };
         self.start_all(starts);
@@ -860,29 +852,10 @@ impl Inner {
     /// their limit, the one whose head waited longest goes first.
     fn schedule(&self, state: &mut State) -> Vec<(String, Arc<Shared>, Start)> {
         let mut starts = Vec::new();
-        loop {
-            if self.config.max_running > 0 && state.running >= self.config.max_running {
-                break;
-            }
-            let next = state
-                .queues
-                .iter()
-                .filter(|(key, queue)| {
-                    let limit = self.limit_for(key);
-                    !queue.is_empty()
-                        && (limit == 0
-                            || state.running_by_key.get(*key).copied().unwrap_or(0) < limit)
-                })
-                .min_by_key(|(_, queue)| queue.front().map(|(ticket, _)| *ticket))
-                .map(|(key, _)| key.clone());
-            let Some(key) = next else { break };
-            let (_, id) = state
-                .queues
-                .get_mut(&key)
-                .and_then(VecDeque::pop_front)
-                .expect("chosen for a non-empty queue");
-            state.running += 1;
-            *state.running_by_key.entry(key).or_default() += 1;
+        while let Some((id, _)) = state
+            .scheduler
+            .next(self.config.max_running, |key| self.limit_for(key))
+        {
             let entry = state.tasks.get_mut(&id).expect("queued tasks exist");
             entry.status = TaskStatus::Running;
             entry.started_at_ms = Some(now_ms());
@@ -896,7 +869,6 @@ impl Inner {
             );
             starts.push((id, entry.shared.clone(), start));
         }
-        state.queues.retain(|_, queue| !queue.is_empty());
         starts
     }
 
@@ -1005,16 +977,9 @@ impl Inner {
         );
         let key = entry.key.clone();
         match was {
-            TaskStatus::Running => {
-                state.running -= 1;
-                if let Some(n) = state.running_by_key.get_mut(&key) {
-                    *n -= 1;
-                }
-            }
+            TaskStatus::Running => state.scheduler.finished(&key),
             _ => {
-                if let Some(queue) = state.queues.get_mut(&key) {
-                    queue.retain(|(_, queued)| queued != id);
-                }
+                state.scheduler.remove_queued(id);
             }
         }
         true
@@ -1199,12 +1164,7 @@ impl Inner {
         let (running, receivers) = {
             let mut state = self.lock();
             state.shutting_down = true;
-            let queued: Vec<String> = state
-                .queues
-                .values()
-                .flatten()
-                .map(|(_, id)| id.clone())
-                .collect();
+            let queued = state.scheduler.queued();
             for id in queued {
                 let result = TaskResult::failure(TaskError::new(
                     ErrorKind::Interrupted,
