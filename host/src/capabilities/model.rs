@@ -190,3 +190,101 @@ fn error_to_wit(err: ModelError) -> wit::ModelError {
         ModelError::BudgetExceeded(m) => wit::ModelError::BudgetExceeded(m),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The capability alone, with a fake [`ModelBroker`]: no wasm, no provider.
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::model::TokenUsage;
+
+    /// Answers every request, recording the model asked for and the token cap.
+    #[derive(Default)]
+    struct Fake {
+        asked: Mutex<Vec<(String, Option<u32>)>>,
+    }
+
+    impl ModelBroker for Fake {
+        fn complete(
+            &self,
+            model: String,
+            request: ChatRequest,
+        ) -> BoxFuture<'_, Result<ChatResponse, ModelError>> {
+            self.asked
+                .lock()
+                .unwrap()
+                .push((model.clone(), request.max_tokens));
+            Box::pin(async move {
+                Ok(ChatResponse {
+                    content: "ok".into(),
+                    tool_calls: Vec::new(),
+                    stop_reason: StopReason::EndTurn,
+                    usage: TokenUsage {
+                        input_tokens: 60,
+                        output_tokens: 40,
+                    },
+                    model,
+                })
+            })
+        }
+    }
+
+    fn ctx(broker: Option<Arc<dyn ModelBroker>>, budget: Option<u64>) -> ModelCtx {
+        ModelCtx {
+            subagent: "prompt-agent".into(),
+            model: Some("local".into()),
+            broker,
+            usage: Arc::new(ModelUsage::default()),
+            budget,
+        }
+    }
+
+    fn request() -> wit::ChatRequest {
+        wit::ChatRequest {
+            messages: vec![wit::Message {
+                role: wit::Role::User,
+                content: "hello".into(),
+                tool_calls: Vec::new(),
+                tool_call_id: None,
+            }],
+            tools: Vec::new(),
+            max_tokens: None,
+            temperature: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn calls_go_to_the_tasks_model_and_are_counted_against_its_budget() {
+        let fake = Arc::new(Fake::default());
+        let mut ctx = ctx(Some(fake.clone()), Some(150));
+        assert_eq!(ctx.complete(request()).await.unwrap().content, "ok");
+        // 100 of 150 tokens used: the next answer may use at most 50.
+        ctx.complete(request()).await.unwrap();
+        assert!(matches!(
+            ctx.complete(request()).await,
+            Err(wit::ModelError::BudgetExceeded(_))
+        ));
+        assert_eq!(
+            *fake.asked.lock().unwrap(),
+            [
+                ("local".to_owned(), Some(150)),
+                ("local".to_owned(), Some(50))
+            ]
+        );
+        assert_eq!(ctx.usage.calls.load(Ordering::Relaxed), 2);
+        assert_eq!(ctx.usage.tokens(), 200);
+    }
+
+    #[tokio::test]
+    async fn without_the_grant_a_call_is_denied_naming_it() {
+        let mut ctx = ctx(None, None);
+        match ctx.complete(request()).await {
+            Err(wit::ModelError::Denied(message)) => {
+                assert!(message.contains("\"model\""), "{message}")
+            }
+            other => panic!("expected denied, got {other:?}"),
+        }
+        assert_eq!(ctx.usage.calls.load(Ordering::Relaxed), 0);
+    }
+}

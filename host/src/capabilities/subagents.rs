@@ -194,3 +194,125 @@ impl Host for SubagentsCtx {
         Ok(self.spawner()?.send(&self.task_id, &id, text)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The capability alone, with a fake [`Spawner`]: no wasm, no manager.
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Records every call with the parent it was made for.
+    #[derive(Default)]
+    struct Fake {
+        calls: Mutex<Vec<String>>,
+    }
+
+    impl Spawner for Fake {
+        fn launch(
+            &self,
+            parent: String,
+            request: ChildRequest,
+        ) -> BoxFuture<'_, Result<String, SpawnError>> {
+            self.calls.lock().unwrap().push(format!(
+                "launch {} for {parent}: {:?} timeout {:?}",
+                request.subagent, request.write_dirs, request.timeout
+            ));
+            Box::pin(async { Ok("t-child".to_owned()) })
+        }
+
+        fn await_tasks(
+            &self,
+            parent: String,
+            ids: Vec<String>,
+            _timeout: Option<Duration>,
+        ) -> BoxFuture<'_, Result<AwaitOutcome, SpawnError>> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("await {ids:?} for {parent}"));
+            Box::pin(async move {
+                Ok(AwaitOutcome {
+                    missing: ids,
+                    ..AwaitOutcome::default()
+                })
+            })
+        }
+
+        fn cancel(&self, parent: &str, id: &str) -> Result<(), SpawnError> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("cancel {id} for {parent}"));
+            Err(SpawnError::NotFound(format!(
+                "no task `{id}` below {parent}"
+            )))
+        }
+
+        fn send(&self, parent: &str, id: &str, _text: String) -> Result<(), SpawnError> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("send {id} for {parent}"));
+            Ok(())
+        }
+    }
+
+    fn ctx(spawner: Option<Arc<dyn Spawner>>) -> SubagentsCtx {
+        SubagentsCtx {
+            task_id: "t-parent".into(),
+            subagent: "orchestrator".into(),
+            spawner,
+            control: TaskControl::new(),
+        }
+    }
+
+    fn request() -> wit::LaunchRequest {
+        wit::LaunchRequest {
+            subagent: "deep-search".into(),
+            prompt: "find it".into(),
+            description: None,
+            write_dirs: Some(vec!["reports".into()]),
+            readonly: false,
+            timeout_ms: Some(1500),
+            model: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn every_call_is_made_for_the_task_the_capability_was_built_for() {
+        let fake = Arc::new(Fake::default());
+        let mut ctx = ctx(Some(fake.clone()));
+        assert_eq!(ctx.launch(request()).await.unwrap(), "t-child");
+        let awaited = ctx.await_tasks(vec!["t-x".into()], Some(0)).await.unwrap();
+        assert_eq!(awaited.missing, ["t-x"]);
+        ctx.send("t-child".into(), "hi".into()).await.unwrap();
+        assert!(matches!(
+            ctx.cancel("t-other".into()).await,
+            Err(wit::SubagentError::NotFound(_))
+        ));
+        assert_eq!(
+            *fake.calls.lock().unwrap(),
+            [
+                "launch deep-search for t-parent: Some([\"reports\"]) timeout Some(1.5s)",
+                "await [\"t-x\"] for t-parent",
+                "send t-child for t-parent",
+                "cancel t-other for t-parent",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn without_the_grant_every_call_is_denied_naming_it() {
+        let mut ctx = ctx(None);
+        let denied = |err: wit::SubagentError| match err {
+            wit::SubagentError::Denied(message) => message,
+            other => panic!("expected denied, got {other:?}"),
+        };
+        let message = denied(ctx.launch(request()).await.unwrap_err());
+        assert!(message.contains("subagents"), "{message}");
+        denied(ctx.await_tasks(vec![], None).await.unwrap_err());
+        denied(ctx.cancel("t".into()).await.unwrap_err());
+        denied(ctx.send("t".into(), "x".into()).await.unwrap_err());
+    }
+}
