@@ -80,6 +80,18 @@ fn manager(dir: &Path, url: &str, bundles: &[(&str, &Path, &str)]) -> TaskManage
     TaskManager::new(runtime, config).unwrap()
 }
 
+/// A host config file in `dir` whose default model `local` is the scripted
+/// server at `url`.
+fn local_model_config(dir: &Path, url: &str) -> std::path::PathBuf {
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!("default_model = \"local\"\n[models.local]\nprovider = \"openai\"\nbase_url = \"{url}/v1\"\nmodel = \"scripted-1\"\nmax_retries = 0\n"),
+    )
+    .unwrap();
+    config
+}
+
 fn prompt_agent() -> std::path::PathBuf {
     subagent_host::Bundle::open(&plugin("prompt-agent"))
         .unwrap()
@@ -435,12 +447,7 @@ fn record_then_replay_offline_through_the_cli() {
         ),
     ]));
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!("default_model = \"local\"\n[models.local]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"scripted-1\"\nmax_retries = 0\n", server.url()),
-    )
-    .unwrap();
+    let config = local_model_config(dir.path(), &server.url());
     let bundle = dir.path().join("agent");
     std::fs::create_dir_all(&bundle).unwrap();
     std::fs::write(
@@ -616,12 +623,7 @@ fn background_run_of_a_definition_keeps_the_agents_dirs() {
         (12, 3),
     )]));
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!("default_model = \"local\"\n[models.local]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"scripted-1\"\nmax_retries = 0\n", server.url()),
-    )
-    .unwrap();
+    let config = local_model_config(dir.path(), &server.url());
     let (runners, agents) = (dir.path().join("runners"), dir.path().join("agents"));
     std::fs::create_dir_all(runners.join("prompt-agent")).unwrap();
     std::fs::create_dir_all(&agents).unwrap();
