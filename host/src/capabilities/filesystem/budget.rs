@@ -2,11 +2,13 @@
 //!
 //! At start the host raises its soft `RLIMIT_NOFILE` to the hard limit and
 //! keeps a reserve for itself (the store, sockets, the output logs). Guests
-//! share the rest: each task may hold at most its `limits.open_files`, and
-//! never more than an equal share of the pool across the runtime's instance
-//! slots, so one task cannot starve another or the host.
+//! share the rest, one pool per process: each task may hold at most its
+//! `limits.open_files`, and never more than an equal share of the pool
+//! across the runtime's instance slots, so one task cannot starve another or
+//! the host.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// Descriptors the host keeps for itself: a quarter of its limit, at least
 /// this many, and never more than half.
@@ -14,30 +16,53 @@ const HOST_RESERVE: u64 = 32;
 /// A task may always hold this many (the pool permitting).
 const MIN_SHARE: u64 = 16;
 
-/// The pool of descriptors guests may hold, host-wide.
+/// Descriptors guests may hold: one pool per process, however many
+/// runtimes it has.
 #[derive(Debug)]
-pub struct DescriptorBudget {
+struct Pool {
     total: u64,
     used: AtomicU64,
+}
+
+impl Pool {
+    fn new(total: u64) -> Pool {
+        Pool {
+            total,
+            used: AtomicU64::new(0),
+        }
+    }
+}
+
+/// One runtime's view of the pool: each of its tasks' share, and the pool.
+#[derive(Debug)]
+pub struct DescriptorBudget {
+    pool: Arc<Pool>,
     per_task: u64,
 }
 
 impl DescriptorBudget {
-    /// The budget of this process for `instances` concurrent tasks. Raises
-    /// the soft descriptor limit to the hard one, once.
+    /// This process's pool, shared by `instances` concurrent tasks. The
+    /// first call raises the soft descriptor limit to the hard one and sizes
+    /// the pool; every runtime of the process then draws from it.
     pub fn for_process(instances: u32) -> DescriptorBudget {
-        let limit = raise_nofile_limit();
-        let reserve = HOST_RESERVE.max(limit / 4).min(limit / 2);
-        DescriptorBudget::new(limit.saturating_sub(reserve), instances)
+        static POOL: OnceLock<Arc<Pool>> = OnceLock::new();
+        let pool = POOL.get_or_init(|| {
+            let limit = raise_nofile_limit();
+            let reserve = HOST_RESERVE.max(limit / 4).min(limit / 2);
+            Arc::new(Pool::new(limit.saturating_sub(reserve)))
+        });
+        DescriptorBudget::with_pool(pool.clone(), instances)
     }
 
-    /// A pool of `total` descriptors shared by up to `instances` tasks.
+    /// A pool of its own of `total` descriptors, shared by up to `instances`
+    /// tasks.
     pub fn new(total: u64, instances: u32) -> DescriptorBudget {
-        DescriptorBudget {
-            total,
-            used: AtomicU64::new(0),
-            per_task: (total / u64::from(instances.max(1))).max(MIN_SHARE),
-        }
+        DescriptorBudget::with_pool(Arc::new(Pool::new(total)), instances)
+    }
+
+    fn with_pool(pool: Arc<Pool>, instances: u32) -> DescriptorBudget {
+        let per_task = (pool.total / u64::from(instances.max(1))).max(MIN_SHARE);
+        DescriptorBudget { pool, per_task }
     }
 
     /// The most descriptors one task may hold.
@@ -47,15 +72,16 @@ impl DescriptorBudget {
 
     /// Take one descriptor from the pool.
     pub fn acquire(&self) -> bool {
-        self.used
+        let pool = &self.pool;
+        pool.used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                (used < self.total).then_some(used + 1)
+                (used < pool.total).then_some(used + 1)
             })
             .is_ok()
     }
 
     pub fn release(&self) {
-        self.used.fetch_sub(1, Ordering::AcqRel);
+        self.pool.used.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -100,5 +126,21 @@ mod tests {
         budget.release();
         assert!(budget.acquire());
         assert_eq!(DescriptorBudget::new(40, 64).per_task(), MIN_SHARE);
+    }
+
+    #[test]
+    fn runtimes_of_one_process_draw_from_one_pool() {
+        let pool = Arc::new(Pool::new(3));
+        let (a, b) = (
+            DescriptorBudget::with_pool(pool.clone(), 1),
+            DescriptorBudget::with_pool(pool, 1),
+        );
+        assert!(a.acquire() && a.acquire() && b.acquire());
+        assert!(
+            !a.acquire() && !b.acquire(),
+            "the pool is one, not one per runtime"
+        );
+        a.release();
+        assert!(b.acquire());
     }
 }
