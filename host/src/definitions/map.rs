@@ -108,6 +108,17 @@ pub(super) const MODES: &[&str] = &[
     "yolo",
 ];
 
+/// The write tools a definition lists, and the line of its `tools` key.
+pub(super) struct WriteTools {
+    names: Vec<String>,
+    line: usize,
+}
+
+/// The field with normalized key `norm`.
+fn field<'f>(fields: &'f [Field], norm: &str) -> Option<&'f Field> {
+    fields.iter().find(|f| f.norm == norm)
+}
+
 pub(super) struct Mapper<'s, 'a> {
     pub(super) src: &'s Source<'a>,
     /// The closing `---` line, where missing keys are reported.
@@ -193,8 +204,31 @@ impl Mapper<'_, '_> {
         fields: Vec<Field>,
         body: &str,
     ) -> Result<Definition, ManifestError> {
-        let get = |norm: &str| fields.iter().find(|f| f.norm == norm);
+        self.ignored(&fields);
+        let name = self.name(&fields)?;
+        let description = self.description(&fields)?;
+        let model = self.model(&fields)?;
+        let tools = self.tools(&fields)?;
+        let dirs = self.write_dirs(&fields)?;
+        let (permission_mode, allowed_write_directories) =
+            self.permissions(&fields, &tools, dirs)?;
 
+        self.warnings.sort_by_key(|w| w.line);
+        let body = body.trim();
+        Ok(Definition {
+            path: self.src.path.to_owned(),
+            name,
+            description,
+            prompt: (!body.is_empty()).then(|| body.to_owned()),
+            model,
+            permission_mode,
+            allowed_write_directories,
+            warnings: self.warnings,
+        })
+    }
+
+    /// Keys that have no effect on a sandboxed run: a warning each.
+    fn ignored(&mut self, fields: &[Field]) {
         for field in fields.iter().filter(|f| matches!(f.value, Value::Skipped)) {
             let names: Vec<&str> = KEYS.iter().map(|(n, _)| *n).collect();
             let hint = match did_you_mean(&field.norm, &names) {
@@ -215,8 +249,11 @@ impl Mapper<'_, '_> {
                 ),
             );
         }
+    }
 
-        // name
+    /// `name`: required, a valid subagent name.
+    fn name(&self, fields: &[Field]) -> Result<String, ManifestError> {
+        let get = |norm: &str| field(fields, norm);
         let name_help = "add `name: my-agent` (lowercase letters, digits and `-`) before this line";
         let Some(name_field) = get("name") else {
             return Err(self.src.error(
@@ -251,8 +288,12 @@ impl Mapper<'_, '_> {
                 ),
             ));
         }
+        Ok(name_text.to_owned())
+    }
 
-        // description
+    /// `description`: required, one line (whitespace folded).
+    fn description(&self, fields: &[Field]) -> Result<String, ManifestError> {
+        let get = |norm: &str| field(fields, norm);
         let description_help =
             "say in one line when a parent agent should delegate to this subagent";
         let Some(description_field) = get("description") else {
@@ -274,8 +315,12 @@ impl Mapper<'_, '_> {
                 description_help,
             ));
         }
+        Ok(description)
+    }
 
-        // model
+    /// `model`, or `modelConfig.model` (qwen-code).
+    fn model(&mut self, fields: &[Field]) -> Result<Option<String>, ManifestError> {
+        let get = |norm: &str| field(fields, norm);
         let model_help =
             "name a model alias (as in the host config) or `inherit`; or remove the line";
         let mut model = None;
@@ -319,8 +364,13 @@ impl Mapper<'_, '_> {
                 }
             }
         }
+        Ok(model)
+    }
 
-        // tools
+    /// `tools` less `disallowedTools`: the write tools among them, and the
+    /// line they are on (for warnings).
+    fn tools(&mut self, fields: &[Field]) -> Result<WriteTools, ManifestError> {
+        let get = |norm: &str| field(fields, norm);
         let tools_help =
             "write `tools: Read, Grep, Glob`, `tools: [Read, Grep]`, or one `- Read` line per tool";
         let tools_field = get("tools");
@@ -368,8 +418,15 @@ impl Mapper<'_, '_> {
                 ),
             );
         }
+        Ok(WriteTools {
+            names: write_tools.into_iter().map(str::to_owned).collect(),
+            line: tools_line,
+        })
+    }
 
-        // allowed_write_directories
+    /// `allowed_write_directories`, normalized, with its line.
+    fn write_dirs(&self, fields: &[Field]) -> Result<Option<(Vec<String>, usize)>, ManifestError> {
+        let get = |norm: &str| field(fields, norm);
         let dirs_field = get("allowedwritedirectories");
         let dirs = match dirs_field {
             None => None,
@@ -398,8 +455,19 @@ impl Mapper<'_, '_> {
                 }
             },
         };
+        Ok(dirs)
+    }
 
-        // readonly and permissionMode
+    /// `readonly` and `permissionMode`, with the write tools and directories:
+    /// the permission mode and the write set.
+    fn permissions(
+        &mut self,
+        fields: &[Field],
+        tools: &WriteTools,
+        dirs: Option<(Vec<String>, usize)>,
+    ) -> Result<(PermissionMode, Option<Vec<String>>), ManifestError> {
+        let get = |norm: &str| field(fields, norm);
+        let (write_tools, tools_line) = (&tools.names, tools.line);
         let mut narrowed: Option<(String, usize)> = None;
         if let Some(field) = get("readonly") {
             let help = "write `readonly: true` or `readonly: false`";
@@ -502,18 +570,6 @@ impl Mapper<'_, '_> {
             (None, Some((dirs, _))) => (PermissionMode::Default, Some(dirs)),
             (None, None) => (PermissionMode::Readonly, None),
         };
-
-        self.warnings.sort_by_key(|w| w.line);
-        let body = body.trim();
-        Ok(Definition {
-            path: self.src.path.to_owned(),
-            name: name_text.to_owned(),
-            description,
-            prompt: (!body.is_empty()).then(|| body.to_owned()),
-            model,
-            permission_mode,
-            allowed_write_directories,
-            warnings: self.warnings,
-        })
+        Ok((permission_mode, allowed_write_directories))
     }
 }
