@@ -1,0 +1,173 @@
+//! How tasks end: the one guarded transition to a terminal status (with its
+//! usage roll-up and exactly one terminal event), the children that end with
+//! their parent, and the shutdown of the whole manager.
+
+use super::*;
+
+impl Inner {
+    /// The one way a task ends. Returns false if it had already ended.
+    pub(super) fn finish(&self, id: &str, result: TaskResult) -> bool {
+        let (ended, orphans, starts) = {
+            let mut state = self.lock();
+            let ended = self.terminate(&mut state, id, result);
+            let orphans = if ended {
+                self.live_children(&state, id)
+            } else {
+                Vec::new()
+            };
+            (ended, orphans, self.schedule(&mut state))
+        };
+        self.start_all(starts);
+        // No orphans: a task's running children end with it.
+        for child in orphans {
+            let _ = self.cancel(&child, None);
+        }
+        ended
+    }
+
+    pub(super) fn terminate(&self, state: &mut State, id: &str, mut result: TaskResult) -> bool {
+        let shutting_down = state.shutting_down;
+        // Roll up the usage of the children that have ended (each with its
+        // own descendants).
+        let children: Vec<UsageTotals> = state.tasks.get(id).map_or_else(Vec::new, |entry| {
+            entry
+                .children
+                .iter()
+                .filter_map(|child| state.tasks.get(child))
+                .filter_map(|child| {
+                    child
+                        .shared
+                        .done
+                        .borrow()
+                        .as_ref()
+                        .map(|r| r.usage.totals())
+                })
+                .collect()
+        });
+        if !children.is_empty() {
+            let own = Usage {
+                total: None,
+                ..result.usage.clone()
+            }
+            .totals();
+            result.usage.total = Some(children.into_iter().fold(own, |sum, child| sum + child));
+        }
+        let Some(entry) = state.tasks.get_mut(id) else {
+            return false;
+        };
+        if entry.status.is_terminal() {
+            return false;
+        }
+        if shutting_down && result.status == TaskStatus::Cancelled {
+            result.status = TaskStatus::Interrupted;
+            result.error = Some(TaskError::new(
+                ErrorKind::Interrupted,
+                "the host shut down before the task ended",
+            ));
+        }
+        let was = entry.status;
+        entry.status = result.status;
+        entry.ended_at_ms = Some(now_ms());
+        entry.start = None;
+        // The result commits with the terminal event; awaiters hear of it
+        // only after that.
+        let status = result.status;
+        let terminal = EventKind::Terminal {
+            status,
+            error: result.error.clone(),
+        };
+        let record = Write::result(id, &result);
+        let shared = entry.shared.clone();
+        let result = Arc::new(result);
+        entry.shared.events.emit_then(
+            terminal,
+            Some(record),
+            Some(Box::new(move || {
+                shared.report(status);
+                shared.done.send_replace(Some(result));
+            })),
+        );
+        let key = entry.key.clone();
+        match was {
+            TaskStatus::Running => state.scheduler.finished(&key),
+            _ => {
+                state.scheduler.remove_queued(id);
+            }
+        }
+        true
+    }
+
+    pub(super) fn live_children(&self, state: &State, id: &str) -> Vec<String> {
+        state.tasks.get(id).map_or_else(Vec::new, |e| {
+            e.children
+                .iter()
+                .filter(|c| state.tasks.get(*c).is_some_and(|c| !c.status.is_terminal()))
+                .cloned()
+                .collect()
+        })
+    }
+
+    pub(super) async fn shutdown(&self, grace: Duration) {
+        self.stop_tasks(grace).await;
+        if let (Some(store), Some(host)) = (&self.config.store, &self.host) {
+            store.flush().await;
+            store.unregister_host(host);
+        }
+    }
+
+    async fn stop_tasks(&self, grace: Duration) {
+        let (running, receivers) = {
+            let mut state = self.lock();
+            state.shutting_down = true;
+            let queued = state.scheduler.queued();
+            for id in queued {
+                let result = TaskResult::failure(TaskError::new(
+                    ErrorKind::Interrupted,
+                    "the host shut down before the task started",
+                ));
+                self.terminate(&mut state, &id, result);
+            }
+            let running: Vec<(String, Arc<TaskControl>)> = state
+                .tasks
+                .iter()
+                .filter(|(_, e)| e.status == TaskStatus::Running)
+                .map(|(id, e)| (id.clone(), e.shared.control.clone()))
+                .collect();
+            let receivers: Vec<_> = running
+                .iter()
+                .map(|(id, _)| state.tasks[id].shared.done.subscribe())
+                .collect();
+            (running, receivers)
+        };
+        for (_, control) in &running {
+            control.cancel();
+        }
+        let wait_all = |receivers: Vec<watch::Receiver<Option<Arc<TaskResult>>>>| async move {
+            for mut receiver in receivers {
+                let _ = receiver.wait_for(Option::is_some).await;
+            }
+        };
+        if tokio::time::timeout(grace, wait_all(receivers.clone()))
+            .await
+            .is_err()
+        {
+            for (_, control) in &running {
+                control.interrupt();
+            }
+            // Interrupted guests stop within an epoch tick; give them a bound.
+            if tokio::time::timeout(Duration::from_secs(5), wait_all(receivers))
+                .await
+                .is_err()
+            {
+                let mut state = self.lock();
+                for (id, _) in &running {
+                    let result = TaskResult::failure(TaskError::new(
+                        ErrorKind::Interrupted,
+                        "the host shut down and the task did not stop",
+                    ));
+                    self.terminate(&mut state, id, result);
+                }
+            }
+        }
+    }
+}
