@@ -74,10 +74,13 @@ fn manager(dir: &Path, url: &str, bundles: &[(&str, &Path, &str)]) -> TaskManage
     );
     let config = ManagerConfig {
         agents: vec![registry],
-        models: Some(Arc::new(models)),
         ..ManagerConfig::default()
     };
-    TaskManager::new(runtime, config).unwrap()
+    TaskManager::builder(runtime)
+        .config(config)
+        .models(Arc::new(models))
+        .build()
+        .unwrap()
 }
 
 /// A host config file in `dir` whose default model `local` is the scripted

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use subagent_host::store::{SCHEMA_VERSION, STORE_FILE, Store, StoreError, TaskQuery};
-use subagent_host::tasks::{LaunchRequest, ManagerConfig, StreamItem, SubagentRef, TaskManager};
+use subagent_host::tasks::{LaunchRequest, StreamItem, SubagentRef, TaskManager};
 use subagent_host::{Bundle, ErrorKind, TaskStatus};
 
 use crate::helpers::*;
@@ -441,11 +441,10 @@ async fn every_event_is_committed_before_anyone_hears_of_it() {
         })
         .unwrap(),
     );
-    let config = ManagerConfig {
-        store: Some(store.clone()),
-        ..ManagerConfig::default()
-    };
-    let manager = TaskManager::new(runtime, config).unwrap();
+    let manager = TaskManager::builder(runtime)
+        .store(store.clone())
+        .build()
+        .unwrap();
     let mut stream = manager.subscribe_all();
     let bundle = Bundle::open(&env.bundle("misbehave")).unwrap();
     let mut ids = Vec::new();

@@ -522,11 +522,16 @@ impl Managed {
         let config = ManagerConfig {
             per_key_default: 0,
             max_running: 0,
-            store,
             ..ManagerConfig::default()
         };
         let _guard = self.tokio.enter();
-        TaskManager::new(self.runtime.clone(), config).expect("manager")
+        let builder = TaskManager::builder(self.runtime.clone()).config(config);
+        match store {
+            Some(store) => builder.store(store),
+            None => builder,
+        }
+        .build()
+        .expect("manager")
     }
 
     fn request(&self) -> LaunchRequest {

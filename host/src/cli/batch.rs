@@ -142,7 +142,7 @@ pub fn run(args: BatchArgs, global: &Global) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let results = tokio.block_on(async {
-        let manager = global.manager(tune)?;
+        let manager = global.manager(None, tune)?;
         let mut stream = manager.subscribe_all();
         let mut ids = Vec::new();
         for request in requests {

@@ -116,23 +116,29 @@ impl Global {
         Ok(std::sync::Arc::new(models))
     }
 
-    /// A task manager over a fresh runtime, recording into the store; call
-    /// inside a tokio runtime. `tune` adjusts the configuration.
-    fn manager(&self, tune: impl FnOnce(&mut ManagerConfig)) -> anyhow::Result<TaskManager> {
+    /// A task manager over a fresh runtime, recording into the store and
+    /// serving `models` (else the host config's); call inside a tokio
+    /// runtime. `tune` adjusts the configuration.
+    fn manager(
+        &self,
+        models: Option<std::sync::Arc<Models>>,
+        tune: impl FnOnce(&mut ManagerConfig),
+    ) -> anyhow::Result<TaskManager> {
         let mut config = ManagerConfig {
             agents: self.agents.clone(),
-            store: Some(self.store()?),
             retention: self.retention.unwrap_or(crate::store::DEFAULT_RETENTION),
             ..ManagerConfig::default()
         };
         tune(&mut config);
-        if config.models.is_none() {
-            config.models = Some(self.models(None, None)?);
-        }
-        Ok(TaskManager::new(
-            std::sync::Arc::new(self.runtime()?),
-            config,
-        )?)
+        let models = match models {
+            Some(models) => models,
+            None => self.models(None, None)?,
+        };
+        Ok(TaskManager::builder(std::sync::Arc::new(self.runtime()?))
+            .config(config)
+            .store(self.store()?)
+            .models(models)
+            .build()?)
     }
 
     /// A bundle by path, or by name in the registries of `workspace`.

@@ -135,7 +135,7 @@ fn start(args: RunArgs, prompt: String, global: &Global) -> anyhow::Result<ExitC
         .enable_all()
         .build()?;
     let (snapshot, result) = tokio.block_on(async {
-        let manager = global.manager(|config| config.models = Some(models))?;
+        let manager = global.manager(Some(models), |_| {})?;
         let id = manager.launch(request).await?;
         let progress = Progress::new(&name, std::io::stderr().is_terminal() && !args.json);
         let mut events = manager.subscribe(&id)?;

@@ -13,7 +13,7 @@ pub(super) async fn control_loop(inner: Weak<Inner>) {
     loop {
         tick.tick().await;
         let Some(inner) = inner.upgrade() else { return };
-        let (Some(store), Some(host)) = (&inner.config.store, &inner.host) else {
+        let (Some(store), Some(host)) = (&inner.store, &inner.host) else {
             return;
         };
         if last_beat.elapsed() >= crate::store::HEARTBEAT {

@@ -109,7 +109,7 @@ impl Inner {
 
     pub(super) async fn shutdown(&self, grace: Duration) {
         self.stop_tasks(grace).await;
-        if let (Some(store), Some(host)) = (&self.config.store, &self.host) {
+        if let (Some(store), Some(host)) = (&self.store, &self.host) {
             store.flush().await;
             store.unregister_host(host);
         }

@@ -50,6 +50,89 @@ pub use request::{
     TaskFilter, TaskSnapshot,
 };
 
+/// Puts a [`TaskManager`] together: its policy and its services.
+pub struct ManagerBuilder {
+    runtime: Arc<Runtime>,
+    config: ManagerConfig,
+    store: Option<Arc<Store>>,
+    models: Option<Arc<Models>>,
+}
+
+impl ManagerBuilder {
+    /// Limits and defaults (the default policy otherwise).
+    pub fn config(mut self, config: ManagerConfig) -> ManagerBuilder {
+        self.config = config;
+        self
+    }
+
+    /// Keep tasks, events and output durably in `store` (else in memory).
+    pub fn store(mut self, store: Arc<Store>) -> ManagerBuilder {
+        self.store = Some(store);
+        self
+    }
+
+    /// Serve model calls from `models` (else an empty host config).
+    pub fn models(mut self, models: Arc<Models>) -> ManagerBuilder {
+        self.models = Some(models);
+        self
+    }
+
+    /// Start the manager. Call it inside a tokio runtime; tasks run there.
+    /// With a store, it registers as a live host, prunes tasks past the
+    /// retention period, and serves cancel and send requests from other
+    /// processes.
+    ///
+    /// # Errors
+    ///
+    /// When the store cannot register this host or prune.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub fn build(self) -> Result<TaskManager, StoreError> {
+        let ManagerBuilder {
+            runtime,
+            mut config,
+            store,
+            models,
+        } = self;
+        // Never start more tasks than the engine has instance slots for.
+        let slots = runtime.max_instances() as usize;
+        if config.max_running == 0 || config.max_running > slots {
+            config.max_running = slots;
+        }
+        let (all_events, _) = broadcast::channel(config.event_buffer.max(16) * 4);
+        let handle = tokio::runtime::Handle::current();
+        let models = models.unwrap_or_else(|| {
+            Arc::new(Models::new(HostConfig::default(), None).expect("no recording to create"))
+        });
+        let host = match &store {
+            Some(store) => {
+                store.prune(config.retention)?;
+                Some(store.register_host()?)
+            }
+            None => None,
+        };
+        let inner = Arc::new_cyclic(|this| Inner {
+            runtime,
+            config,
+            models,
+            store,
+            state: Mutex::new(State::default()),
+            all_events,
+            handle,
+            this: this.clone(),
+            host,
+        });
+        if inner.host.is_some() {
+            inner
+                .handle
+                .spawn(control::control_loop(Arc::downgrade(&inner)));
+        }
+        Ok(TaskManager { inner })
+    }
+}
+
 /// Runs tasks. Cheap to clone; clones share everything.
 #[derive(Clone)]
 pub struct TaskManager {
@@ -59,8 +142,11 @@ pub struct TaskManager {
 struct Inner {
     runtime: Arc<Runtime>,
     config: ManagerConfig,
-    /// The host's models: the config's, or an empty host config's.
+    /// The host's models: the builder's, or an empty host config's.
     models: Arc<Models>,
+    /// Where tasks, events and output are kept durably; `None` keeps them in
+    /// memory only.
+    store: Option<Arc<Store>>,
     state: Mutex<State>,
     all_events: broadcast::Sender<TaskEvent>,
     handle: tokio::runtime::Handle,
@@ -179,58 +265,30 @@ impl OutputSink for Observer {
 }
 
 impl TaskManager {
-    /// A manager running tasks on `runtime`. Call it inside a tokio runtime;
-    /// tasks run there. With a store, it registers as a live host, prunes
-    /// tasks past the retention period, and serves cancel and send requests
-    /// from other processes.
+    /// An in-memory manager running tasks on `runtime`, with no models
+    /// configured: [`TaskManager::builder`] with `config`.
     ///
     /// # Errors
     ///
-    /// When the store cannot register this host or prune.
+    /// As [`ManagerBuilder::build`].
     ///
     /// # Panics
     ///
     /// Outside a tokio runtime.
-    pub fn new(
-        runtime: Arc<Runtime>,
-        mut config: ManagerConfig,
-    ) -> Result<TaskManager, StoreError> {
-        // Never start more tasks than the engine has instance slots for.
-        let slots = runtime.max_instances() as usize;
-        if config.max_running == 0 || config.max_running > slots {
-            config.max_running = slots;
-        }
-        let (all_events, _) = broadcast::channel(config.event_buffer.max(16) * 4);
-        let handle = tokio::runtime::Handle::current();
-        let models = match &config.models {
-            Some(models) => models.clone(),
-            None => {
-                Arc::new(Models::new(HostConfig::default(), None).expect("no recording to create"))
-            }
-        };
-        let host = match &config.store {
-            Some(store) => {
-                store.prune(config.retention)?;
-                Some(store.register_host()?)
-            }
-            None => None,
-        };
-        let inner = Arc::new_cyclic(|this| Inner {
+    pub fn new(runtime: Arc<Runtime>, config: ManagerConfig) -> Result<TaskManager, StoreError> {
+        TaskManager::builder(runtime).config(config).build()
+    }
+
+    /// A manager running tasks on `runtime`, to be given its policy
+    /// ([`ManagerConfig`]) and its services: a durable store, the host's
+    /// models.
+    pub fn builder(runtime: Arc<Runtime>) -> ManagerBuilder {
+        ManagerBuilder {
             runtime,
-            config,
-            models,
-            state: Mutex::new(State::default()),
-            all_events,
-            handle,
-            this: this.clone(),
-            host,
-        });
-        if inner.host.is_some() {
-            inner
-                .handle
-                .spawn(control::control_loop(Arc::downgrade(&inner)));
+            config: ManagerConfig::default(),
+            store: None,
+            models: None,
         }
-        Ok(TaskManager { inner })
     }
 
     pub fn runtime(&self) -> &Arc<Runtime> {
@@ -508,7 +566,7 @@ impl Inner {
             id.clone(),
             self.all_events.clone(),
             self.config.event_buffer,
-            self.config.store.clone(),
+            self.store.clone(),
         ));
         let output = OutputLog::new(plan.limits.output, Some(Arc::new(Observer(events.clone()))));
         let (done, _) = watch::channel(None);

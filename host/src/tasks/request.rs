@@ -6,7 +6,8 @@ use super::*;
 /// The largest follow-up message accepted.
 pub const MAX_MESSAGE: usize = 64 * 1024;
 
-/// Limits and defaults of a task manager.
+/// Limits and defaults of a task manager: policy only. Its services (the
+/// store, the models) are given to [`TaskManager::builder`].
 #[derive(Clone, Debug)]
 pub struct ManagerConfig {
     /// Running tasks per concurrency key; `0` = unlimited.
@@ -25,13 +26,8 @@ pub struct ManagerConfig {
     pub agents: Vec<PathBuf>,
     /// Per-subscriber event buffer; a subscriber further behind is told it lagged.
     pub event_buffer: usize,
-    /// Where tasks, events and output are kept durably; `None` keeps them in
-    /// memory only.
-    pub store: Option<Arc<Store>>,
     /// Terminal tasks older than this are pruned from the store at start.
     pub retention: Duration,
-    /// The host's models (from the host config); `None` means an empty config.
-    pub models: Option<Arc<Models>>,
 }
 
 impl Default for ManagerConfig {
@@ -44,9 +40,7 @@ impl Default for ManagerConfig {
             cancel_grace: Duration::from_secs(2),
             agents: Vec::new(),
             event_buffer: 1024,
-            store: None,
             retention: crate::store::DEFAULT_RETENTION,
-            models: None,
         }
     }
 }
