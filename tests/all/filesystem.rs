@@ -298,16 +298,7 @@ impl Host {
     }
 
     async fn result(&self, id: &str) -> TaskResult {
-        let answer = self
-            .manager
-            .await_tasks(&[id.to_owned()], Some(Duration::from_secs(60)))
-            .await
-            .unwrap();
-        assert!(
-            answer.pending.is_empty(),
-            "task {id} did not end within 60 s"
-        );
-        answer.completed.into_iter().next().unwrap().1
+        await_result(&self.manager, id).await
     }
 
     /// Wait (at most 60 s) until task `id` reports the progress note `text`.
@@ -945,12 +936,13 @@ fn ten_thousand_nested_directories_do_not_crash_the_cli() {
     let code = exit_code(&deep);
     assert!(code == 0 || code == 1, "exit {code}: {}", stderr(&deep));
     let report = json_report(&deep);
-    if let Some(depth) = report["data"]["depth"].as_u64() {
-        assert!(
-            depth >= 1000,
-            "the guest got only {depth} levels deep: {report:#}"
-        );
-    }
+    let depth = report["data"]["depth"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no depth in the result: {report:#}"));
+    assert!(
+        depth >= 1000,
+        "the guest got only {depth} levels deep: {report:#}"
+    );
 
     // A later writable run on the same workspace works, and sees only its own change.
     let second = run_cli("do write:out/second.txt");

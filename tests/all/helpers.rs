@@ -8,7 +8,6 @@ use std::sync::{Arc, OnceLock};
 use serde_json::Value;
 use subagent_host::events::Ignore;
 use subagent_host::plan::{PlanRequest, plan};
-use subagent_host::sandbox::OutputLog;
 use subagent_host::{
     Bundle, Manifest, RunSpec, Runtime, RuntimeConfig, TaskControl, TaskInfo, TaskResult,
 };
@@ -71,8 +70,8 @@ pub async fn run_with(
     let component = runtime()
         .load(&m.name, &m.component, m.sha256.as_deref(), &m.path)
         .unwrap_or_else(|e| panic!("load failed: {e}"));
-    let spec = RunSpec {
-        task: TaskInfo {
+    let spec = RunSpec::new(
+        TaskInfo {
             id: "t-test".into(),
             subagent: bundle.manifest.name.clone(),
             description: "test".into(),
@@ -80,12 +79,8 @@ pub async fn run_with(
             system_prompt: bundle.system_prompt.clone(),
             ..TaskInfo::default()
         },
-        output: OutputLog::new(plan.limits.output, None),
-        sandbox: plan.sandbox,
-        limits: plan.limits,
-        spawner: None,
-        models: None,
-    };
+        plan,
+    );
     let hang_guard = std::time::Duration::from_secs(120);
     tokio::time::timeout(
         hang_guard,
@@ -372,4 +367,17 @@ pub fn output_within(mut cmd: Command, limit: std::time::Duration) -> Result<Out
             String::from_utf8_lossy(&stderr)
         )),
     }
+}
+
+/// The result of task `id`, which must end within 60 s.
+pub async fn await_result(manager: &subagent_host::tasks::TaskManager, id: &str) -> TaskResult {
+    let answer = manager
+        .await_tasks(&[id.to_owned()], Some(std::time::Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert!(
+        answer.pending.is_empty(),
+        "task {id} did not end within 60 s"
+    );
+    answer.completed.into_iter().next().unwrap().1
 }

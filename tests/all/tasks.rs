@@ -83,16 +83,7 @@ impl Host {
     }
 
     async fn result(&self, id: &str) -> TaskResult {
-        let answer = self
-            .manager
-            .await_tasks(&[id.to_owned()], Some(Duration::from_secs(60)))
-            .await
-            .unwrap();
-        assert!(
-            answer.pending.is_empty(),
-            "task {id} did not end within 60 s"
-        );
-        answer.completed.into_iter().next().unwrap().1
+        await_result(&self.manager, id).await
     }
 }
 

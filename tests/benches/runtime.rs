@@ -30,7 +30,6 @@ use filesystem::FsIterations;
 use subagent_host::events::Ignore;
 use subagent_host::plan::{PlanRequest, plan};
 use subagent_host::runtime::CacheOutcome;
-use subagent_host::sandbox::OutputLog;
 use subagent_host::store::{Store, TaskQuery};
 use subagent_host::tasks::{LaunchRequest, ManagerConfig, SubagentRef, TaskManager};
 use subagent_host::units::format_size;
@@ -345,20 +344,16 @@ async fn plan_and_run(
     let plan =
         plan(bundle, workspace, request, true).unwrap_or_else(|e| panic!("plan failed: {e}"));
     let planned = start.elapsed();
-    let spec = RunSpec {
-        task: TaskInfo {
+    let spec = RunSpec::new(
+        TaskInfo {
             id: "t-bench".into(),
             subagent: bundle.manifest.name.clone(),
             description: "bench".into(),
             prompt: "nothing".into(),
             ..TaskInfo::default()
         },
-        output: OutputLog::new(plan.limits.output, None),
-        sandbox: plan.sandbox,
-        limits: plan.limits,
-        spawner: None,
-        models: None,
-    };
+        plan,
+    );
     let run_start = Instant::now();
     let result = runtime
         .run(component, spec, TaskControl::new(), Arc::new(Ignore))

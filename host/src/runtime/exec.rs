@@ -68,6 +68,22 @@ pub struct RunSpec {
     pub models: Option<Arc<dyn ModelBroker>>,
 }
 
+impl RunSpec {
+    /// Run `task` as `plan` decided: its sandbox and limits, output captured
+    /// (not streamed) up to `limits.output`, and no `subagents` or `model`
+    /// service (calls answer `denied`).
+    pub fn new(task: TaskInfo, plan: crate::plan::Plan) -> RunSpec {
+        RunSpec {
+            task,
+            output: OutputLog::new(plan.limits.output, None),
+            sandbox: plan.sandbox,
+            limits: plan.limits,
+            spawner: None,
+            models: None,
+        }
+    }
+}
+
 /// Counts memory across all of an instance's memories and refuses growth
 /// past the limit, remembering that it did.
 pub(crate) struct MemoryLimiter {

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use subagent_host::events::Ignore;
 use subagent_host::plan::{PlanRequest, plan};
-use subagent_host::sandbox::OutputLog;
 use subagent_host::units::format_size;
 use subagent_host::{
     Bundle, LoadedComponent, PermissionMode, RunSpec, Runtime, TaskControl, TaskInfo, TaskResult,
@@ -254,20 +253,16 @@ impl Tasks {
             self.tokio.block_on(async {
                 let plan = plan(bundle, workspace, request, true)
                     .unwrap_or_else(|e| panic!("plan failed: {e}"));
-                let spec = RunSpec {
-                    task: TaskInfo {
+                let spec = RunSpec::new(
+                    TaskInfo {
                         id: "t-bench".into(),
                         subagent: bundle.manifest.name.clone(),
                         description: "bench".into(),
                         prompt: prompt.into(),
                         ..TaskInfo::default()
                     },
-                    output: OutputLog::new(plan.limits.output, None),
-                    sandbox: plan.sandbox,
-                    limits: plan.limits,
-                    spawner: None,
-                    models: None,
-                };
+                    plan,
+                );
                 self.runtime
                     .run(component, spec, TaskControl::new(), Arc::new(Ignore))
                     .await
