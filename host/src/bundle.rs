@@ -422,15 +422,9 @@ impl Registries {
     ///
     /// As [`Registries::resolve`].
     pub fn resolve_in(&self, spec: &str, base: &Path) -> Result<Bundle, BundleError> {
-        let path = base.join(spec);
-        let looks_like_path = spec.contains('/')
-            || spec.ends_with(".toml")
-            || definitions::is_definition_file(Path::new(spec))
-            || path.exists();
-        if looks_like_path || !crate::manifest::valid_name(spec) {
-            self.open_path(&path)
-        } else {
-            self.resolve_name(spec)
+        match spec_path(spec, base) {
+            Some(path) => self.open_path(&path),
+            None => self.resolve_name(spec),
         }
     }
 
@@ -446,6 +440,19 @@ impl Registries {
             Bundle::open(path)
         }
     }
+}
+
+/// The path `spec` names (relative to `base`), or `None` when it is a name:
+/// the one rule of every face. It is a path when it looks like one (it has a
+/// `/`, ends in `.toml` or is a Markdown definition's file name), when
+/// something exists there, or when it cannot be a name.
+pub fn spec_path(spec: &str, base: &Path) -> Option<PathBuf> {
+    let path = base.join(spec);
+    let looks_like_path = spec.contains('/')
+        || spec.ends_with(".toml")
+        || definitions::is_definition_file(Path::new(spec))
+        || path.exists();
+    (looks_like_path || !crate::manifest::valid_name(spec)).then_some(path)
 }
 
 type Loaded = Result<Bundle, BundleError>;

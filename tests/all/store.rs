@@ -480,3 +480,41 @@ async fn every_event_is_committed_before_anyone_hears_of_it() {
     }
     manager.shutdown(Duration::from_secs(1)).await;
 }
+
+/// `batch` prepares every task as a launch would before it runs any: a model
+/// the host config cannot serve stops the batch with nothing run. Once only
+/// the plan was checked up front, and the tasks before it had run.
+#[test]
+fn batch_refuses_an_unservable_model_before_running_anything() {
+    let env = Env::new();
+    let modeler = env.dir.path().join("agents/modeler");
+    std::fs::create_dir_all(&modeler).unwrap();
+    std::fs::write(
+        modeler.join("subagent.toml"),
+        format!(
+            "name = \"modeler\"\ndescription = \"d\"\ncomponent = {:?}\ntools = [\"model\"]\nmodel = \"no-such-alias\"\n",
+            guest("noop").display().to_string()
+        ),
+    )
+    .unwrap();
+    let batch = env.dir.path().join("batch.toml");
+    std::fs::write(
+        &batch,
+        "[[task]]\nsubagent = \"agents/noop\"\nprompt = \"a\"\n\n[[task]]\nsubagent = \"agents/modeler\"\nprompt = \"b\"\n",
+    )
+    .unwrap();
+    let out = env.cli(&[
+        "batch",
+        path_str(&batch),
+        "--workspace",
+        path_str(&env.workspace()),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(code(&out), 2, "{err}");
+    assert!(
+        err.contains("task 2") && err.contains("model `no-such-alias`"),
+        "{err}"
+    );
+    let tasks = env.store().tasks(&TaskQuery::default()).unwrap();
+    assert!(tasks.is_empty(), "tasks ran: {tasks:?}");
+}

@@ -806,3 +806,48 @@ async fn a_refused_child_launch_names_its_kind_once() {
     assert!(error.contains("the prompt is empty"), "{error}");
     assert_eq!(error.matches("invalid request").count(), 1, "{error}");
 }
+
+/// Preparing is the first half of a launch: a prepared task names its
+/// resolved bundle and canonical workspace, changes nothing on disk, and
+/// launches as it was prepared. One prepared for another runtime (whose
+/// compiled component this engine cannot run) is refused, naming why.
+#[tokio::test]
+async fn a_prepared_task_launches_as_prepared_and_only_on_its_runtime() {
+    let host = Host::new(ManagerConfig::default());
+    let mut request = host.request("escape", "env");
+    request.write = Some(vec!["out/new".into()]);
+    let prepared = host.manager.prepare(request).await.unwrap();
+    let workspace = host.fixture.workspace.canonicalize().unwrap();
+    assert_eq!(prepared.request().workspace, workspace);
+    let SubagentRef::Path(manifest) = &prepared.request().subagent else {
+        panic!("a prepared request names its bundle by path")
+    };
+    assert!(manifest.is_absolute() && manifest.ends_with("escape/subagent.toml"));
+    assert_eq!(prepared.key(), "escape");
+    assert!(prepared.component().is_some());
+    assert!(
+        !workspace.join("out/new").exists(),
+        "preparing created a write directory"
+    );
+
+    let other = TaskManager::new(
+        Arc::new(subagent_host::Runtime::new(Default::default()).unwrap()),
+        ManagerConfig::default(),
+    )
+    .unwrap();
+    let foreign = host
+        .manager
+        .prepare(host.request("noop", "x"))
+        .await
+        .unwrap();
+    let err = other.launch_prepared(foreign).await.unwrap_err();
+    assert!(
+        matches!(&err, ManagerError::InvalidRequest(m) if m.contains("prepared for another runtime")),
+        "{err}"
+    );
+
+    let id = host.manager.launch_prepared(prepared).await.unwrap();
+    let result = host.result(&id).await;
+    assert_eq!(result.status, TaskStatus::Completed, "{:?}", result.error);
+    assert!(workspace.join("out/new").is_dir());
+}

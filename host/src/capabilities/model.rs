@@ -1,26 +1,17 @@
 //! `subagent:plugin/model`: chat completions brokered by the host. Granted by
 //! `tools = ["model"]`. The capability sees the host's providers only through
-//! [`ModelBroker`], defined here; it counts calls and tokens per task and
-//! enforces the task's token budget.
+//! [`ModelBroker`] (defined with the model types, on the floor below); it
+//! counts calls and tokens per task and enforces the task's token budget.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::bindings::subagent::plugin::model::{self as wit, Host};
 use crate::model::{
-    BoxFuture, ChatRequest, ChatResponse, Message, ModelError, Role, StopReason, ToolCall,
-    ToolDefinition,
+    ChatRequest, ChatResponse, Message, ModelError, Role, StopReason, ToolCall, ToolDefinition,
 };
 
-/// What the capability needs from the host's model configuration.
-pub trait ModelBroker: Send + Sync {
-    /// Send `request` to the model known as `model` (an alias or `provider/model`).
-    fn complete(
-        &self,
-        model: String,
-        request: ChatRequest,
-    ) -> BoxFuture<'_, Result<ChatResponse, ModelError>>;
-}
+pub use crate::model::ModelBroker;
 
 /// Model calls and tokens of one task.
 #[derive(Debug, Default)]
@@ -197,7 +188,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::model::TokenUsage;
+    use crate::model::{BoxFuture, TokenUsage};
 
     /// Answers every request, recording the model asked for and the token cap.
     #[derive(Default)]

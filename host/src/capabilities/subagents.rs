@@ -55,28 +55,29 @@ pub enum SpawnError {
     Unavailable(String),
 }
 
-/// What the capability needs from whoever runs tasks. `parent` is always the
-/// calling task's id; implementations must confine every operation to that
-/// task's descendants.
+/// What the capability needs from whoever runs tasks: one per task, bound to
+/// that task when it is made, so the guest can name no other parent. Every
+/// operation is confined to the bound task's descendants.
+///
+/// This is the one trait the task manager implements for a floor below it
+/// (the nested launch): the documented arrow climbing back up.
 pub trait Spawner: Send + Sync {
-    fn launch(
-        &self,
-        parent: String,
-        request: ChildRequest,
-    ) -> BoxFuture<'_, Result<String, SpawnError>>;
+    /// Launch a child of the bound task.
+    fn launch(&self, request: ChildRequest) -> BoxFuture<'_, Result<String, SpawnError>>;
+    /// Wait for descendants of the bound task.
     fn await_tasks(
         &self,
-        parent: String,
         ids: Vec<String>,
         timeout: Option<Duration>,
     ) -> BoxFuture<'_, Result<AwaitOutcome, SpawnError>>;
-    fn cancel(&self, parent: &str, id: &str) -> Result<(), SpawnError>;
-    fn send(&self, parent: &str, id: &str, text: String) -> Result<(), SpawnError>;
+    /// Cancel a descendant of the bound task.
+    fn cancel(&self, id: &str) -> Result<(), SpawnError>;
+    /// Send a follow-up to a descendant of the bound task.
+    fn send(&self, id: &str, text: String) -> Result<(), SpawnError>;
 }
 
 /// The `subagents` capability's state inside a store.
 pub struct SubagentsCtx {
-    pub task_id: String,
     pub subagent: String,
     /// `None` when the manifest does not grant `subagents`, or nothing can
     /// spawn (a bare runtime without a task manager).
@@ -156,7 +157,7 @@ impl Host for SubagentsCtx {
             timeout: request.timeout_ms.map(Duration::from_millis),
             model: request.model,
         };
-        Ok(spawner.launch(self.task_id.clone(), request).await?)
+        Ok(spawner.launch(request).await?)
     }
 
     async fn await_tasks(
@@ -165,15 +166,11 @@ impl Host for SubagentsCtx {
         timeout_ms: Option<u64>,
     ) -> Result<wit::AwaitResult, wit::SubagentError> {
         let spawner = self.spawner()?;
-        let wait = spawner.await_tasks(
-            self.task_id.clone(),
-            ids.clone(),
-            timeout_ms.map(Duration::from_millis),
-        );
+        let wait = spawner.await_tasks(ids.clone(), timeout_ms.map(Duration::from_millis));
         // A cancelled caller stops waiting at once and sees what is done so far.
         let outcome = tokio::select! {
             outcome = wait => outcome?,
-            _ = self.control.cancelled_wait() => spawner.await_tasks(self.task_id.clone(), ids, Some(Duration::ZERO)).await?,
+            _ = self.control.cancelled_wait() => spawner.await_tasks(ids, Some(Duration::ZERO)).await?,
         };
         Ok(wit::AwaitResult {
             completed: outcome
@@ -187,11 +184,11 @@ impl Host for SubagentsCtx {
     }
 
     async fn cancel(&mut self, id: String) -> Result<(), wit::SubagentError> {
-        Ok(self.spawner()?.cancel(&self.task_id, &id)?)
+        Ok(self.spawner()?.cancel(&id)?)
     }
 
     async fn send(&mut self, id: String, text: String) -> Result<(), wit::SubagentError> {
-        Ok(self.spawner()?.send(&self.task_id, &id, text)?)
+        Ok(self.spawner()?.send(&id, text)?)
     }
 }
 
@@ -202,18 +199,25 @@ mod tests {
 
     use super::*;
 
-    /// Records every call with the parent it was made for.
-    #[derive(Default)]
+    /// Bound to one parent, as the manager's spawner is; records every call
+    /// with that parent.
     struct Fake {
+        parent: String,
         calls: Mutex<Vec<String>>,
     }
 
+    impl Fake {
+        fn for_parent(parent: &str) -> Fake {
+            Fake {
+                parent: parent.into(),
+                calls: Mutex::default(),
+            }
+        }
+    }
+
     impl Spawner for Fake {
-        fn launch(
-            &self,
-            parent: String,
-            request: ChildRequest,
-        ) -> BoxFuture<'_, Result<String, SpawnError>> {
+        fn launch(&self, request: ChildRequest) -> BoxFuture<'_, Result<String, SpawnError>> {
+            let parent = &self.parent;
             self.calls.lock().unwrap().push(format!(
                 "launch {} for {parent}: {:?} timeout {:?}",
                 request.subagent, request.write_dirs, request.timeout
@@ -223,10 +227,10 @@ mod tests {
 
         fn await_tasks(
             &self,
-            parent: String,
             ids: Vec<String>,
             _timeout: Option<Duration>,
         ) -> BoxFuture<'_, Result<AwaitOutcome, SpawnError>> {
+            let parent = &self.parent;
             self.calls
                 .lock()
                 .unwrap()
@@ -239,7 +243,8 @@ mod tests {
             })
         }
 
-        fn cancel(&self, parent: &str, id: &str) -> Result<(), SpawnError> {
+        fn cancel(&self, id: &str) -> Result<(), SpawnError> {
+            let parent = &self.parent;
             self.calls
                 .lock()
                 .unwrap()
@@ -249,7 +254,8 @@ mod tests {
             )))
         }
 
-        fn send(&self, parent: &str, id: &str, _text: String) -> Result<(), SpawnError> {
+        fn send(&self, id: &str, _text: String) -> Result<(), SpawnError> {
+            let parent = &self.parent;
             self.calls
                 .lock()
                 .unwrap()
@@ -260,7 +266,6 @@ mod tests {
 
     fn ctx(spawner: Option<Arc<dyn Spawner>>) -> SubagentsCtx {
         SubagentsCtx {
-            task_id: "t-parent".into(),
             subagent: "orchestrator".into(),
             spawner,
             control: TaskControl::new(),
@@ -281,7 +286,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_call_is_made_for_the_task_the_capability_was_built_for() {
-        let fake = Arc::new(Fake::default());
+        let fake = Arc::new(Fake::for_parent("t-parent"));
         let mut ctx = ctx(Some(fake.clone()));
         assert_eq!(ctx.launch(request()).await.unwrap(), "t-child");
         let awaited = ctx.await_tasks(vec!["t-x".into()], Some(0)).await.unwrap();

@@ -14,8 +14,6 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use super::{Global, print_json, workspace};
-use crate::bundle::Registries;
-use crate::plan::{PlanRequest, plan};
 use crate::task::{TaskResult, TaskStatus};
 use crate::tasks::{
     EventKind, LaunchRequest, ManagerConfig, StreamItem, SubagentRef, TaskEvent, TaskManager,
@@ -116,12 +114,11 @@ pub fn run(args: BatchArgs, global: &Global) -> anyhow::Result<ExitCode> {
     }
     let base = args.file.parent().unwrap_or(Path::new("."));
 
-    // Check every task before running any: a bad one stops the batch with nothing run.
     let mut requests = Vec::new();
     for (label, task) in &tasks {
-        let request = prepare(label, task, base, &default_workspace, global)
+        let request = request(task, base, &default_workspace)
             .with_context(|| format!("{}: {label}", args.file.display()))?;
-        requests.push(request);
+        requests.push((label, request));
     }
 
     let concurrency = concurrency.unwrap_or_default();
@@ -143,10 +140,26 @@ pub fn run(args: BatchArgs, global: &Global) -> anyhow::Result<ExitCode> {
         .build()?;
     let results = tokio.block_on(async {
         let manager = global.manager(None, tune)?;
+        // Prepare every task before running any: a bad one stops the batch
+        // with nothing run.
+        let mut prepared = Vec::new();
+        for (label, request) in requests {
+            let spec = match &request.subagent {
+                SubagentRef::Path(path) => path.display().to_string(),
+                SubagentRef::Name(name) => name.clone(),
+                SubagentRef::Bundle(bundle) => bundle.manifest.name.clone(),
+            };
+            let task = manager
+                .prepare(request)
+                .await
+                .and_then(|p| p.launchable().map(|()| p))
+                .with_context(|| format!("{}: {label} (subagent `{spec}`)", args.file.display()))?;
+            prepared.push(task);
+        }
         let mut stream = manager.subscribe_all();
         let mut ids = Vec::new();
-        for request in requests {
-            ids.push(manager.launch(request).await?);
+        for task in prepared {
+            ids.push(manager.launch_prepared(task).await?);
         }
         let stopper = manager.clone();
         tokio::spawn(async move {
@@ -245,36 +258,24 @@ fn read_batch(path: &Path) -> anyhow::Result<(Vec<(String, BatchTask)>, Option<C
     Ok((tasks, file.concurrency))
 }
 
-/// Resolve and check one task, without running it.
-fn prepare(
-    label: &str,
+/// The launch request of one task of the batch file in `base`.
+fn request(
     task: &BatchTask,
     base: &Path,
     default_workspace: &Path,
-    global: &Global,
 ) -> anyhow::Result<LaunchRequest> {
     let workspace = task
         .workspace
         .as_ref()
         .map_or_else(|| default_workspace.to_owned(), |w| base.join(w));
-    let bundle =
-        Registries::standard(&global.agents, &workspace).resolve_in(&task.subagent, base)?;
     let timeout = task
         .timeout
         .as_deref()
         .map(parse_duration)
         .transpose()
         .map_err(|e| anyhow::anyhow!("invalid `timeout`: {e}"))?;
-    let check = PlanRequest {
-        write: task.write.clone(),
-        readonly: task.readonly,
-        timeout,
-        parent: None,
-    };
-    plan(&bundle, &workspace, &check, false)
-        .with_context(|| format!("{label} (subagent `{}`)", bundle.manifest.name))?;
     let mut request = LaunchRequest::new(
-        SubagentRef::Bundle(Box::new(bundle)),
+        SubagentRef::from_spec(&task.subagent, base),
         task.prompt.clone(),
         workspace,
     );

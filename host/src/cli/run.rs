@@ -12,11 +12,11 @@ use super::progress::Progress;
 use super::{Global, print_json, workspace};
 use crate::sandbox::FileChanges;
 use crate::task::{LimitHit, OutputSummary, Permissions, TaskError, TaskResult, TaskStatus, Usage};
-use crate::tasks::{LaunchRequest, StreamItem, SubagentRef};
+use crate::tasks::{LaunchRequest, Preparer, StreamItem, SubagentRef};
 use crate::units::{format_duration, parse_duration};
 
 /// Run a subagent on a workspace
-#[derive(Args, Debug, Serialize, Deserialize)]
+#[derive(Args, Debug)]
 pub struct RunArgs {
     /// The bundle: a directory with subagent.toml, its manifest path, or a subagent name
     bundle: String,
@@ -55,9 +55,6 @@ pub struct RunArgs {
     /// Print the task id and return; the task runs on in a detached process
     #[arg(long, conflicts_with = "json")]
     background: bool,
-    /// Run under this task id (set for the detached process of --background)
-    #[arg(skip)]
-    assign_id: Option<String>,
 }
 
 /// The detached process of `run --background`.
@@ -67,15 +64,26 @@ pub struct DetachedArgs {
     request: PathBuf,
 }
 
-/// What `run --background` hands its detached process: the whole request as
-/// it was given (arguments, global options, the prompt already read), with
-/// paths made absolute. Never a command line rebuilt option by option, which
-/// forgets the options added after it was written.
+/// What `run --background` hands its detached process: the launch request as
+/// it was prepared (the subagent by its bundle's path, the workspace
+/// canonical, the prompt already read, the task id chosen), the global
+/// options and the run's own, with every path absolute. Never a command line
+/// rebuilt option by option, which forgets the options added after it was
+/// written.
 #[derive(Serialize, Deserialize)]
 struct Detached {
     global: Global,
-    args: RunArgs,
-    prompt: String,
+    request: LaunchRequest,
+    options: RunOptions,
+}
+
+/// What a run does besides the launch: where model exchanges are recorded
+/// or replayed from, and how the result is printed.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct RunOptions {
+    record: Option<PathBuf>,
+    replay: Option<PathBuf>,
+    json: bool,
 }
 
 /// The `--json` form of a run's result. Stable: fields are only ever added.
@@ -99,7 +107,30 @@ struct RunReport<'a> {
 
 pub fn run(args: RunArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let prompt = read_prompt(args.task.as_deref(), args.task_file.as_deref())?;
-    start(args, prompt, global)
+    let workspace = workspace(args.workspace.clone())?;
+    let mut request = LaunchRequest::new(
+        SubagentRef::from_spec(&args.bundle, std::path::Path::new("")),
+        prompt,
+        workspace,
+    );
+    request.write = (!args.write.is_empty()).then_some(args.write);
+    request.readonly = args.readonly;
+    request.timeout = args.timeout;
+    request.model = args.model;
+    if args.build {
+        let bundle = global.bundle(&args.bundle, &request.workspace)?;
+        bundle.build()?;
+        request.subagent = SubagentRef::Bundle(Box::new(bundle));
+    }
+    let options = RunOptions {
+        record: args.record,
+        replay: args.replay,
+        json: args.json,
+    };
+    if args.background {
+        return background(request, options, global);
+    }
+    foreground(request, &options, global)
 }
 
 /// The detached process of `--background`: run the request it was handed.
@@ -110,34 +141,24 @@ pub fn run_detached(args: DetachedArgs) -> anyhow::Result<ExitCode> {
     let _ = std::fs::remove_file(&args.request);
     let detached: Detached = serde_json::from_str(&text)
         .with_context(|| format!("cannot read {}", args.request.display()))?;
-    start(detached.args, detached.prompt, &detached.global)
+    foreground(detached.request, &detached.options, &detached.global)
 }
 
-fn start(args: RunArgs, prompt: String, global: &Global) -> anyhow::Result<ExitCode> {
-    let workspace = workspace(args.workspace.clone())?;
-    let bundle = global.bundle(&args.bundle, &workspace)?;
-    if args.build {
-        bundle.build()?;
-    }
-    if args.background {
-        return background(args, &bundle, prompt, &workspace, global);
-    }
-    let name = bundle.manifest.name.clone();
-    let mut request = LaunchRequest::new(SubagentRef::Bundle(Box::new(bundle)), prompt, workspace);
-    request.write = (!args.write.is_empty()).then_some(args.write);
-    request.readonly = args.readonly;
-    request.timeout = args.timeout;
-    request.id = args.assign_id.clone();
-    request.model = args.model.clone();
-    let models = global.models(args.record.clone(), args.replay.as_deref())?;
-
+/// Launch `request` and follow it to its end, printing the result.
+fn foreground(
+    request: LaunchRequest,
+    options: &RunOptions,
+    global: &Global,
+) -> anyhow::Result<ExitCode> {
+    let models = global.models(options.record.clone(), options.replay.as_deref())?;
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let (snapshot, result) = tokio.block_on(async {
         let manager = global.manager(Some(models), |_| {})?;
         let id = manager.launch(request).await?;
-        let progress = Progress::new(&name, std::io::stderr().is_terminal() && !args.json);
+        let name = manager.get(&id)?.subagent;
+        let progress = Progress::new(&name, std::io::stderr().is_terminal() && !options.json);
         let mut events = manager.subscribe(&id)?;
         // Ctrl-C asks the task to stop; after the grace period it is interrupted.
         let canceller = manager.clone();
@@ -164,10 +185,11 @@ fn start(args: RunArgs, prompt: String, global: &Global) -> anyhow::Result<ExitC
         anyhow::Ok((snapshot, result))
     })?;
 
-    if args.json {
+    let name = &snapshot.subagent;
+    if options.json {
         print_json(&RunReport {
             task_id: &snapshot.id,
-            subagent: &name,
+            subagent: name,
             status: result.status,
             summary: result.summary.as_deref(),
             data: result.data.as_ref(),
@@ -180,7 +202,7 @@ fn start(args: RunArgs, prompt: String, global: &Global) -> anyhow::Result<ExitC
             model: result.model.as_deref(),
         });
     } else {
-        print_human(&name, &snapshot.id, &result);
+        print_human(name, &snapshot.id, &result);
     }
     Ok(if result.status == TaskStatus::Completed {
         ExitCode::SUCCESS
@@ -189,25 +211,26 @@ fn start(args: RunArgs, prompt: String, global: &Global) -> anyhow::Result<ExitC
     })
 }
 
-/// Check the request, then hand it to a detached `subagent` in its own
-/// process group, and return the task id once the task is in the store.
+/// Prepare the request as a launch would (so a bad one fails here, with
+/// exit code 2), then hand it to a detached `subagent` in its own process
+/// group, and return the task id once the task is in the store.
 fn background(
-    mut args: RunArgs,
-    bundle: &crate::Bundle,
-    prompt: String,
-    workspace: &std::path::Path,
+    request: LaunchRequest,
+    mut options: RunOptions,
     global: &Global,
 ) -> anyhow::Result<ExitCode> {
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
-    let check = crate::plan::PlanRequest {
-        write: (!args.write.is_empty()).then(|| args.write.clone()),
-        readonly: args.readonly,
-        timeout: args.timeout,
-        parent: None,
-    };
-    crate::plan::plan(bundle, workspace, &check, false)?;
+    // Recording starts in the detached process; nothing here calls a model.
+    let models = global.models(None, options.replay.as_deref())?;
+    let preparer = Preparer::new(
+        std::sync::Arc::new(global.runtime()?),
+        models,
+        global.agents.clone(),
+    );
+    let prepared = preparer.prepare(request)?;
+    prepared.launchable()?;
     let store = global.store()?;
     let state = store
         .path()
@@ -220,28 +243,18 @@ fn background(
     let id = crate::ids::new_task_id();
     let log = spool.join(format!("{id}.log"));
 
-    // The same request, resolved where the detached process could see it
-    // otherwise: the bundle found (by name, in a registry) by its path, and
-    // every path absolute.
+    // The request as prepared is already absolute: the bundle by its path,
+    // the workspace canonical. So are the options, here.
+    let mut request = prepared.request().clone();
+    request.id = Some(id.clone());
     let absolute = |path: &mut Option<PathBuf>| -> anyhow::Result<()> {
         if let Some(p) = path {
             *p = std::path::absolute(&*p)?;
         }
         Ok(())
     };
-    args.bundle = bundle.manifest.path.canonicalize()?.display().to_string();
-    args.workspace = Some(
-        workspace
-            .canonicalize()
-            .with_context(|| format!("cannot use workspace {}", workspace.display()))?,
-    );
-    args.task = None;
-    args.task_file = None;
-    args.build = false;
-    args.background = false;
-    args.assign_id = Some(id.clone());
-    absolute(&mut args.record)?;
-    absolute(&mut args.replay)?;
+    absolute(&mut options.record)?;
+    absolute(&mut options.replay)?;
     let mut global = global.clone();
     global.state_dir = Some(state);
     global.agents = global
@@ -251,18 +264,18 @@ fn background(
         .collect::<Result<_, _>>()?;
     absolute(&mut global.cache_dir)?;
     absolute(&mut global.config)?;
-    let request = spool.join(format!("{id}.request.json"));
+    let request_file = spool.join(format!("{id}.request.json"));
     let detached = Detached {
         global,
-        args,
-        prompt,
+        request,
+        options,
     };
-    std::fs::write(&request, serde_json::to_vec(&detached)?)
-        .with_context(|| format!("cannot write {}", request.display()))?;
+    std::fs::write(&request_file, serde_json::to_vec(&detached)?)
+        .with_context(|| format!("cannot write {}", request_file.display()))?;
 
     let mut command =
         Command::new(std::env::current_exe().context("cannot find the subagent executable")?);
-    command.arg("run-detached").arg(&request);
+    command.arg("run-detached").arg(&request_file);
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;
@@ -290,7 +303,7 @@ fn background(
             return Ok(ExitCode::SUCCESS);
         }
         if let Some(status) = child.try_wait()? {
-            let _ = std::fs::remove_file(&request);
+            let _ = std::fs::remove_file(&request_file);
             let output = std::fs::read_to_string(&log).unwrap_or_default();
             bail!(
                 "the background process exited ({status}) before starting the task:\n{}",

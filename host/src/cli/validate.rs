@@ -1,18 +1,19 @@
 //! `subagent validate`: check a bundle's manifest and component and print the
-//! effective permissions and limits, without running it. Shares every step
-//! with `subagent run` up to instantiation.
+//! effective permissions and limits, without running it. It prepares the
+//! bundle as `subagent run` does (one [`Preparer`]), up to instantiation.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Args;
 use serde::Serialize;
 
 use super::{Global, print_json, workspace};
 use crate::manifest::Limits;
-use crate::plan::{PlanRequest, plan};
 use crate::runtime::CacheOutcome;
 use crate::task::Permissions;
+use crate::tasks::{LaunchRequest, Preparer, SubagentRef};
 
 /// Check a bundle's manifest and component without running it
 #[derive(Args, Debug)]
@@ -48,37 +49,34 @@ struct ValidateReport<'a> {
 
 pub fn run(args: ValidateArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let workspace = workspace(args.workspace)?;
-    let bundle = global.bundle(&args.bundle, &workspace)?;
-    let plan = plan(&bundle, &workspace, &PlanRequest::default(), false)?;
-    let runtime = global.runtime()?;
+    let preparer = Preparer::new(
+        Arc::new(global.runtime()?),
+        global.models(None, None)?,
+        global.agents.clone(),
+    );
+    // Prepared as `run` prepares it, with no prompt and no launch overrides.
+    let request = LaunchRequest::new(
+        SubagentRef::from_spec(&args.bundle, Path::new("")),
+        "",
+        workspace,
+    );
+    let mut prepared = preparer.prepare(request)?;
+    let component = prepared.load()?;
+    let (bundle, plan) = (prepared.bundle(), prepared.plan());
     let manifest = &bundle.manifest;
-    let component = runtime.load(
-        &manifest.name,
-        &manifest.component,
-        manifest.sha256.as_deref(),
-        &manifest.path,
-    )?;
-    // The model a run would use, resolved as a launch resolves it (minus a
-    // launch override or a parent to inherit from).
-    let mut model_problem = None;
-    let model = if manifest.tools.contains(&crate::manifest::Tool::Model) {
-        let models = global.models(None, None)?;
-        let model = manifest
-            .model
-            .clone()
-            .or_else(|| models.default_model().map(str::to_owned));
-        // An alias the host config lacks is this machine's problem, not the
-        // bundle's: say it, as launch would refuse it, without failing.
-        if let Some(name) = model.as_deref().filter(|m| *m != "inherit") {
-            model_problem = models
-                .check(name)
-                .err()
-                .map(|problem| format!("model `{name}`: {problem}; a run here would be refused"));
-        }
-        model
-    } else {
-        manifest.model.clone()
+    // `inherit` is shown as such: a nested launch takes its parent's model.
+    let model = match manifest.model.as_deref() {
+        Some("inherit") => Some("inherit"),
+        _ => prepared.model(),
     };
+    // An alias the host config lacks is this machine's problem, not the
+    // bundle's: say it, as a launch would refuse it, without failing.
+    let model_problem = prepared.model_problem().map(|problem| {
+        format!(
+            "model `{}`: {problem}; a run here would be refused",
+            prepared.model().unwrap_or_default()
+        )
+    });
     let report = ValidateReport {
         name: &manifest.name,
         description: &manifest.description,
@@ -89,7 +87,7 @@ pub fn run(args: ValidateArgs, global: &Global) -> anyhow::Result<ExitCode> {
         imports: &component.imports,
         permissions: &plan.permissions,
         limits: &plan.limits,
-        model: model.as_deref(),
+        model,
         writable_guest_paths: plan.sandbox.writes().guest_paths(),
         warnings: &bundle.warnings,
         model_problem: model_problem.as_deref(),
@@ -132,16 +130,13 @@ pub fn run(args: ValidateArgs, global: &Global) -> anyhow::Result<ExitCode> {
             tools.join(", ")
         }
     );
-    let source = match (&manifest.model, &model) {
+    let source = match (&manifest.model, model) {
         (_, None) => "",
-        (Some(_), Some(m)) if m == "inherit" => " (the parent task's, at launch)",
+        (Some(_), Some("inherit")) => " (the parent task's, at launch)",
         (Some(_), Some(_)) => " (from the manifest)",
         (None, Some(_)) => " (the host config's default_model)",
     };
-    outln!(
-        "  model        {}{source}",
-        model.as_deref().unwrap_or("none")
-    );
+    outln!("  model        {}{source}", model.unwrap_or("none"));
     outln!("  limits       {}", plan.limits);
     outln!("  denied       network, environment variables, arguments, host stdio");
     if let Some(problem) = &model_problem {

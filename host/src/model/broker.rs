@@ -11,8 +11,7 @@ use super::anthropic::Anthropic;
 use super::config::{EnvLookup, HostConfig, ModelSpec, ProviderKind, ResolveError, process_env};
 use super::openai::OpenAi;
 use super::replay::{Recorder, Replay, ReplayLog};
-use super::{BoxFuture, ChatRequest, ChatResponse, ModelError, Provider};
-use crate::capabilities::model::ModelBroker;
+use super::{BoxFuture, ChatRequest, ChatResponse, ModelBroker, ModelError, Provider};
 
 /// The host's models, as configured.
 pub struct Models {

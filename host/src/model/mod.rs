@@ -24,6 +24,17 @@ use serde::{Deserialize, Serialize};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// What the `model` capability needs from the host's model configuration:
+/// [`Models`] in the host, a fake in the capability's own tests.
+pub trait ModelBroker: Send + Sync {
+    /// Send `request` to the model known as `model` (an alias or `provider/model`).
+    fn complete(
+        &self,
+        model: String,
+        request: ChatRequest,
+    ) -> BoxFuture<'_, Result<ChatResponse, ModelError>>;
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {

@@ -223,7 +223,6 @@ async fn execute(
             observer,
         },
         subagents: SubagentsCtx {
-            task_id: task.id.clone(),
             subagent: task.subagent.clone(),
             spawner,
             control: control.clone(),

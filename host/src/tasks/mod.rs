@@ -14,6 +14,7 @@
 mod control;
 mod events;
 mod lifecycle;
+mod prepare;
 mod request;
 mod scheduler;
 mod spawner;
@@ -29,7 +30,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 
-use crate::bundle::{Bundle, BundleError, Registries};
+use crate::bundle::{Bundle, BundleError};
 use crate::capabilities::host::TaskControl;
 use crate::capabilities::model::ModelBroker;
 use crate::capabilities::subagents::Spawner;
@@ -37,7 +38,7 @@ use crate::events::RunObserver;
 use crate::manifest::{Limits, Tool};
 use crate::model::broker::Models;
 use crate::model::config::HostConfig;
-use crate::plan::{ParentLimits, PlanError, PlanRequest, plan};
+use crate::plan::{ParentLimits, PlanError};
 use crate::runtime::{LoadError, LoadedComponent, RunSpec, Runtime, TaskInfo};
 use crate::sandbox::{OutputLog, OutputSink, Sandbox, StreamKind};
 use crate::task::{ErrorKind, Permissions, TaskError, TaskResult, TaskStatus};
@@ -45,6 +46,8 @@ use crate::task::{ErrorKind, Permissions, TaskError, TaskResult, TaskStatus};
 use crate::store::{Control, ControlOutcome, Store, StoreError, TaskRecord, Write};
 use events::EventLog;
 pub use events::now_ms;
+use prepare::Parent;
+pub use prepare::{Prepared, Preparer};
 pub use request::{
     AwaitResult, LaunchRequest, MAX_MESSAGE, ManagerConfig, ManagerError, OutputChunk, SubagentRef,
     TaskFilter, TaskSnapshot,
@@ -113,10 +116,11 @@ impl ManagerBuilder {
             }
             None => None,
         };
+        let preparer = Preparer::new(runtime.clone(), models, config.agents.clone());
         let inner = Arc::new_cyclic(|this| Inner {
             runtime,
             config,
-            models,
+            preparer,
             store,
             state: Mutex::new(State::default()),
             all_events,
@@ -142,8 +146,9 @@ pub struct TaskManager {
 struct Inner {
     runtime: Arc<Runtime>,
     config: ManagerConfig,
-    /// The host's models: the builder's, or an empty host config's.
-    models: Arc<Models>,
+    /// Turns requests into prepared tasks, with the host's models (the
+    /// builder's, or an empty host config's).
+    preparer: Preparer,
     /// Where tasks, events and output are kept durably; `None` keeps them in
     /// memory only.
     store: Option<Arc<Store>>,
@@ -308,7 +313,36 @@ impl TaskManager {
     /// [`ManagerError`]: unknown subagent or parent, permissions beyond the
     /// grant, depth limit, bad component, or a manager shutting down.
     pub async fn launch(&self, request: LaunchRequest) -> Result<String, ManagerError> {
-        self.inner.launch(request).await
+        let prepared = self.inner.prepare(request).await?;
+        self.inner.launch(prepared).await
+    }
+
+    /// Check and resolve `request` without queueing it: what
+    /// [`TaskManager::launch`] does first. `subagent batch` prepares every
+    /// task before it launches any.
+    ///
+    /// # Errors
+    ///
+    /// As [`TaskManager::launch`], but for what [`Prepared::launchable`]
+    /// checks: that is refused at launch.
+    pub async fn prepare(&self, request: LaunchRequest) -> Result<Prepared, ManagerError> {
+        self.inner.prepare(request).await
+    }
+
+    /// Queue a task prepared by [`TaskManager::prepare`] (or by a
+    /// [`Preparer`] over this manager's runtime) and return its id.
+    ///
+    /// # Errors
+    ///
+    /// What [`Prepared::launchable`] refuses, a parent that has ended, an id
+    /// in use, or a manager shutting down.
+    pub async fn launch_prepared(&self, prepared: Prepared) -> Result<String, ManagerError> {
+        self.inner.launch(prepared).await
+    }
+
+    /// The preparer this manager uses: its runtime, models and registries.
+    pub fn preparer(&self) -> &Preparer {
+        &self.inner.preparer
     }
 
     /// Launch and wait for the result.
@@ -464,13 +498,9 @@ impl Inner {
             .unwrap_or(self.config.per_key_default)
     }
 
-    async fn launch(&self, request: LaunchRequest) -> Result<String, ManagerError> {
-        if request.prompt.trim().is_empty() {
-            return Err(ManagerError::InvalidRequest(
-                "the prompt is empty: say what the subagent should do".into(),
-            ));
-        }
-        let recorded_write = request.write.clone();
+    /// Prepare `request`, nested under its parent if it names one, loading
+    /// its component off the async threads if that may compile.
+    async fn prepare(&self, request: LaunchRequest) -> Result<Prepared, ManagerError> {
         // The parent's ceiling, read once.
         let parent = match &request.parent {
             None => None,
@@ -479,72 +509,37 @@ impl Inner {
         if self.lock().shutting_down {
             return Err(ManagerError::ShuttingDown);
         }
-        let workspace = parent
-            .as_ref()
-            .map_or_else(|| request.workspace.clone(), |p| p.workspace.clone());
-        let bundle = match request.subagent {
-            SubagentRef::Bundle(bundle) => *bundle,
-            SubagentRef::Path(path) => {
-                Registries::standard(&self.config.agents, &workspace).open_path(&path)?
-            }
-            SubagentRef::Name(name) => {
-                Registries::standard(&self.config.agents, &workspace).resolve_name(&name)?
-            }
-        };
-        let plan_request = PlanRequest {
-            write: request.write,
-            readonly: request.readonly,
-            timeout: request.timeout,
-            parent: parent.as_ref().map(|p| p.limits.clone()),
-        };
-        // Planning is a few metadata calls; a component already loaded costs
-        // a stat. Only a load that may compile goes to the blocking pool.
-        let plan = plan(&bundle, &workspace, &plan_request, true)?;
-        let m = &bundle.manifest;
-        let component = match self.runtime.loaded(&m.component, m.sha256.as_deref()) {
-            Some(component) => component,
-            None => {
-                let runtime = self.runtime.clone();
-                let (name, path, pin, manifest) = (
-                    m.name.clone(),
-                    m.component.clone(),
-                    m.sha256.clone(),
-                    m.path.clone(),
-                );
-                tokio::task::spawn_blocking(move || {
-                    runtime.load(&name, &path, pin.as_deref(), &manifest)
-                })
-                .await
-                .map_err(|e| {
-                    ManagerError::InvalidRequest(format!("the launch was aborted: {e}"))
-                })??
-            }
-        };
+        // Resolving and planning are a few metadata calls; a component
+        // already loaded costs a stat.
+        let prepared = self.preparer.stage(request, parent.as_ref())?;
+        loaded(prepared).await
+    }
 
-        let manifest = &bundle.manifest;
-        // Launch override > manifest > host default; `inherit` takes the parent's.
-        let uses_model = plan.permissions.tools.contains(&Tool::Model);
-        let models = self.models.clone();
-        let mut model = effective_model(
-            request.model.or_else(|| manifest.model.clone()),
-            parent.as_ref().and_then(|p| p.model.clone()),
-        );
-        if uses_model {
-            model = model.or_else(|| models.default_model().map(str::to_owned));
-            if let Some(name) = &model {
-                models.check(name).map_err(|problem| {
-                    ManagerError::InvalidRequest(format!(
-                        "subagent `{}` uses model `{name}`: {problem}",
-                        manifest.name
-                    ))
-                })?;
-            }
+    /// Queue a prepared task and return its id once its row is committed.
+    async fn launch(&self, prepared: Prepared) -> Result<String, ManagerError> {
+        if !Arc::ptr_eq(prepared.runtime(), &self.runtime) {
+            return Err(ManagerError::InvalidRequest(format!(
+                "subagent `{}` was prepared for another runtime: prepare it with this task manager",
+                prepared.bundle.manifest.name
+            )));
         }
-        // The effective model is the concurrency key of a task that uses one.
-        let key = match (&model, uses_model) {
-            (Some(model), true) => model.clone(),
-            _ => manifest.name.clone(),
-        };
+        prepared.launchable()?;
+        let prepared = loaded(prepared).await?;
+        let Prepared {
+            request,
+            bundle,
+            plan,
+            model,
+            uses_model,
+            key,
+            depth,
+            component,
+            ..
+        } = prepared;
+        let component = component.expect("loaded above");
+        let recorded_write = request.write.clone();
+        let models = self.preparer.models().clone();
+        let manifest = &bundle.manifest;
         let id = match request.id {
             Some(id) if self.lock().tasks.contains_key(&id) => {
                 return Err(ManagerError::InvalidRequest(format!(
@@ -577,11 +572,11 @@ impl Inner {
             done,
             reported: Mutex::new(TaskStatus::Queued),
         });
-        let spawner: Option<Arc<dyn Spawner>> = plan
-            .permissions
-            .tools
-            .contains(&Tool::Subagents)
-            .then(|| Arc::new(spawner::ManagerSpawner(self.this.clone())) as Arc<dyn Spawner>);
+        let spawner: Option<Arc<dyn Spawner>> =
+            plan.permissions.tools.contains(&Tool::Subagents).then(|| {
+                Arc::new(spawner::ManagerSpawner::new(self.this.clone(), id.clone()))
+                    as Arc<dyn Spawner>
+            });
         let description = request
             .description
             .unwrap_or_else(|| manifest.description.clone());
@@ -607,7 +602,7 @@ impl Inner {
             description,
             parent: request.parent.clone(),
             children: Vec::new(),
-            depth: parent.as_ref().map_or(0, |p| p.depth + 1),
+            depth,
             key: key.clone(),
             model,
             sandbox: plan.sandbox.clone(),
@@ -924,19 +919,16 @@ impl Inner {
     }
 }
 
-/// What a parent passes down, read under the lock.
-struct Parent {
-    limits: ParentLimits,
-    workspace: PathBuf,
-    model: Option<String>,
-    depth: u32,
-}
-
-/// `inherit` (or nothing) takes the parent's model.
-fn effective_model(requested: Option<String>, parent: Option<String>) -> Option<String> {
-    match requested {
-        Some(model) if model == "inherit" => parent,
-        Some(model) => Some(model),
-        None => None,
+/// `prepared` with its component loaded: at once when it is in memory,
+/// else on the blocking pool (loading may compile).
+async fn loaded(mut prepared: Prepared) -> Result<Prepared, ManagerError> {
+    if prepared.component.is_some() {
+        return Ok(prepared);
     }
+    tokio::task::spawn_blocking(move || {
+        prepared.load()?;
+        Ok(prepared)
+    })
+    .await
+    .map_err(|e| ManagerError::InvalidRequest(format!("the launch was aborted: {e}")))?
 }

@@ -1,6 +1,10 @@
 //! What the task manager is asked and what it answers: its configuration,
 //! launch requests, snapshots, await answers, output chunks, and its errors.
 
+use std::path::Path;
+
+use serde::Deserialize;
+
 use super::*;
 
 /// The largest follow-up message accepted.
@@ -46,18 +50,33 @@ impl Default for ManagerConfig {
 }
 
 /// Which subagent to run.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SubagentRef {
     /// A name, looked up in the registries of the task's workspace.
     Name(String),
-    /// A bundle directory or manifest path.
+    /// A bundle directory, a manifest, or a Markdown definition.
     Path(PathBuf),
-    /// An already loaded bundle.
+    /// An already loaded bundle (not serializable: it is not a reference).
+    #[serde(skip)]
     Bundle(Box<Bundle>),
 }
 
-/// Everything a launch asks for.
-#[derive(Clone, Debug)]
+impl SubagentRef {
+    /// What a user's `spec` refers to, by the one rule of every face
+    /// ([`crate::bundle::spec_path`]): a path (relative to `base`), else a
+    /// name in the registries.
+    pub fn from_spec(spec: &str, base: &Path) -> SubagentRef {
+        match crate::bundle::spec_path(spec, base) {
+            Some(path) => SubagentRef::Path(path),
+            None => SubagentRef::Name(spec.to_owned()),
+        }
+    }
+}
+
+/// Everything a launch asks for. It serializes (but for an already loaded
+/// bundle), so another process can be handed it whole.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LaunchRequest {
     pub subagent: SubagentRef,
     pub prompt: String,

@@ -1,5 +1,5 @@
-//! The task manager as the `subagents` capability sees it: every operation
-//! is confined to the calling task's descendants.
+//! The task manager as the `subagents` capability sees it: bound to one
+//! task, every operation confined to that task's descendants.
 
 use std::sync::Weak;
 use std::time::Duration;
@@ -7,11 +7,20 @@ use std::time::Duration;
 use super::{Inner, LaunchRequest, ManagerError, SubagentRef};
 use crate::capabilities::subagents::{AwaitOutcome, BoxFuture, ChildRequest, SpawnError, Spawner};
 
-pub(super) struct ManagerSpawner(pub(super) Weak<Inner>);
+/// The task manager as one task's `subagents` capability sees it: bound to
+/// that task (the parent of whatever it launches) when the task is launched.
+pub(super) struct ManagerSpawner {
+    inner: Weak<Inner>,
+    parent: String,
+}
 
 impl ManagerSpawner {
+    pub(super) fn new(inner: Weak<Inner>, parent: String) -> ManagerSpawner {
+        ManagerSpawner { inner, parent }
+    }
+
     fn inner(&self) -> Result<std::sync::Arc<Inner>, SpawnError> {
-        self.0
+        self.inner
             .upgrade()
             .ok_or_else(|| SpawnError::Unavailable("the task manager has stopped".into()))
     }
@@ -37,11 +46,7 @@ impl From<ManagerError> for SpawnError {
 }
 
 impl Spawner for ManagerSpawner {
-    fn launch(
-        &self,
-        parent: String,
-        request: ChildRequest,
-    ) -> BoxFuture<'_, Result<String, SpawnError>> {
+    fn launch(&self, request: ChildRequest) -> BoxFuture<'_, Result<String, SpawnError>> {
         Box::pin(async move {
             let inner = self.inner()?;
             if !crate::manifest::valid_name(&request.subagent) {
@@ -60,22 +65,22 @@ impl Spawner for ManagerSpawner {
                 readonly: request.readonly,
                 timeout: request.timeout,
                 model: request.model,
-                parent: Some(parent),
+                parent: Some(self.parent.clone()),
                 id: None,
             };
-            Ok(inner.launch(launch).await?)
+            let prepared = inner.prepare(launch).await?;
+            Ok(inner.launch(prepared).await?)
         })
     }
 
     fn await_tasks(
         &self,
-        parent: String,
         ids: Vec<String>,
         timeout: Option<Duration>,
     ) -> BoxFuture<'_, Result<AwaitOutcome, SpawnError>> {
         Box::pin(async move {
             let inner = self.inner()?;
-            let answer = inner.await_tasks(&ids, timeout, Some(&parent)).await?;
+            let answer = inner.await_tasks(&ids, timeout, Some(&self.parent)).await?;
             Ok(AwaitOutcome {
                 completed: answer.completed,
                 pending: answer.pending,
@@ -84,11 +89,11 @@ impl Spawner for ManagerSpawner {
         })
     }
 
-    fn cancel(&self, parent: &str, id: &str) -> Result<(), SpawnError> {
-        Ok(self.inner()?.cancel(id, Some(parent))?)
+    fn cancel(&self, id: &str) -> Result<(), SpawnError> {
+        Ok(self.inner()?.cancel(id, Some(&self.parent))?)
     }
 
-    fn send(&self, parent: &str, id: &str, text: String) -> Result<(), SpawnError> {
-        Ok(self.inner()?.send_message(id, text, Some(parent))?)
+    fn send(&self, id: &str, text: String) -> Result<(), SpawnError> {
+        Ok(self.inner()?.send_message(id, text, Some(&self.parent))?)
     }
 }
