@@ -77,6 +77,56 @@ pub fn error_at(
     }
 }
 
+/// One TOML file the user wrote (a manifest, the host config), read and
+/// checked against it: every error it makes names the file, the line and
+/// column of a span, the offending line, and how to fix it.
+pub struct Doc<'a> {
+    path: &'a Path,
+    text: &'a str,
+    help: TomlHelp<'a>,
+}
+
+impl<'a> Doc<'a> {
+    /// `text`, read from `path`; `help` says what its parse errors add.
+    pub fn new(path: &'a Path, text: &'a str, help: TomlHelp<'a>) -> Doc<'a> {
+        Doc { path, text, help }
+    }
+
+    /// Parse the file as `T`, an error saying how to fix it.
+    ///
+    /// # Errors
+    ///
+    /// [`SourceError`] at the place TOML or serde objects to.
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, SourceError> {
+        toml::from_str(self.text).map_err(|err| toml_error(self.path, self.text, &err, &self.help))
+    }
+
+    /// An error at `span`, or about the file as a whole.
+    pub fn error(
+        &self,
+        span: Option<Range<usize>>,
+        message: impl Into<String>,
+        help: Option<String>,
+    ) -> SourceError {
+        error_at(self.path, self.text, span, message, help)
+    }
+
+    /// An error at `value`'s place in the file.
+    pub fn at<T>(
+        &self,
+        value: &toml::Spanned<T>,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) -> SourceError {
+        self.error(Some(value.span()), message, Some(help.into()))
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &'a Path {
+        self.path
+    }
+}
+
 /// What a TOML file's errors should say beyond the common parts.
 pub struct TomlHelp<'a> {
     /// The fields, for "did you mean" when serde does not list them.

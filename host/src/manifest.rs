@@ -7,9 +7,10 @@
 //! from the manifest alone is checked here.
 
 use std::fmt;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use crate::diagnostic::{Doc, TomlHelp};
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -216,9 +217,16 @@ impl Manifest {
     ///
     /// [`ManifestError`] naming the file, line and column of the first problem.
     pub fn parse(path: &Path, text: &str) -> Result<Manifest, ManifestError> {
-        let doc = Doc { path, text };
-        let raw: RawManifest = toml::from_str(text).map_err(|err| doc.toml_error(&err))?;
-        doc.validate(raw)
+        let doc = Doc::new(
+            path,
+            text,
+            TomlHelp {
+                fields: FIELDS,
+                missing: missing_field_help,
+                invalid_type: "see the manifest reference in README.md for each field's type",
+            },
+        );
+        validate(&doc, doc.parse()?)
     }
 }
 
@@ -276,331 +284,297 @@ const FIELDS: &[&str] = &[
     "sha256",
 ];
 
-/// The text of one manifest, for turning spans into line and column.
-struct Doc<'a> {
-    path: &'a Path,
-    text: &'a str,
+/// Check a parsed manifest: every value in range, every path usable.
+fn validate(doc: &Doc, raw: RawManifest) -> Result<Manifest, ManifestError> {
+    let name = raw.name.get_ref();
+    if !valid_name(name) {
+        return Err(doc.at(
+            &raw.name,
+            format!("invalid subagent name `{name}`"),
+            "use 1 to 64 characters: lowercase letters, digits and `-`, starting with a letter or digit",
+        ));
+    }
+    let description = raw.description.get_ref().trim();
+    if description.is_empty() || description.contains('\n') {
+        return Err(doc.at(
+            &raw.description,
+            "`description` must be one non-empty line",
+            "say in one line when a parent agent should delegate to this subagent",
+        ));
+    }
+    if raw.component.get_ref().trim().is_empty() {
+        return Err(doc.at(
+            &raw.component,
+            "`component` is empty",
+            "set it to the path of the .wasm component, relative to this file",
+        ));
+    }
+    let dir = doc.path().parent().unwrap_or(Path::new("."));
+    let component = clean_path(&dir.join(raw.component.get_ref()));
+
+    let prompt = match (raw.prompt, raw.prompt_file) {
+        (Some(_), Some(file)) => {
+            return Err(doc.at(
+                &file,
+                "both `prompt` and `prompt_file` are set",
+                "keep one of them",
+            ));
+        }
+        (Some(prompt), None) => Some(PromptSource::Inline(prompt.into_inner())),
+        (None, Some(file)) if file.get_ref().trim().is_empty() => {
+            return Err(doc.at(
+                &file,
+                "`prompt_file` is empty",
+                "name a file relative to this manifest, or remove the field",
+            ));
+        }
+        (None, Some(file)) => Some(PromptSource::File(clean_path(&dir.join(file.get_ref())))),
+        (None, None) => None,
+    };
+
+    let model = match raw.model {
+        Some(model) if model.get_ref().trim().is_empty() => {
+            return Err(doc.at(
+                &model,
+                "`model` is empty",
+                "name a model alias, `provider/model`, or `inherit`; or remove the field",
+            ));
+        }
+        other => other.map(Spanned::into_inner),
+    };
+
+    let mut tools = Vec::new();
+    for tool in raw.tools.unwrap_or_default() {
+        let names: Vec<&str> = Tool::ALL.iter().map(|(n, _)| *n).collect();
+        let Some((_, parsed)) = Tool::ALL.iter().find(|(n, _)| n == tool.get_ref()) else {
+            let help = match did_you_mean(tool.get_ref(), &names) {
+                Some(best) => {
+                    format!("did you mean `{best}`? known tools: {}", names.join(", "))
+                }
+                None => format!("known tools: {}", names.join(", ")),
+            };
+            return Err(doc.at(&tool, format!("unknown tool `{}`", tool.get_ref()), help));
+        };
+        if tools.contains(parsed) {
+            return Err(doc.at(
+                &tool,
+                format!("tool `{}` is listed twice", tool.get_ref()),
+                "list each tool once",
+            ));
+        }
+        tools.push(*parsed);
+    }
+
+    let permission_mode = match &raw.permission_mode {
+        None => PermissionMode::Readonly,
+        Some(mode) => match mode.get_ref().as_str() {
+            "default" => PermissionMode::Default,
+            "readonly" => PermissionMode::Readonly,
+            other => {
+                let help = match did_you_mean(other, &["default", "readonly"]) {
+                    Some(best) => format!(
+                        "did you mean `{best}`? use `default` (may write its allowed directories) or `readonly`"
+                    ),
+                    None => {
+                        "use `default` (may write its allowed directories) or `readonly`".to_owned()
+                    }
+                };
+                return Err(doc.at(mode, format!("unknown permission_mode `{other}`"), help));
+            }
+        },
+    };
+
+    let allowed_write_directories = match raw.allowed_write_directories {
+        None => None,
+        Some(list) => {
+            if permission_mode == PermissionMode::Readonly && !list.get_ref().is_empty() {
+                let help = if raw.permission_mode.is_none() {
+                    "permission_mode defaults to `readonly`; add `permission_mode = \"default\"` to let it write these directories"
+                } else {
+                    "a readonly subagent writes nothing: set `permission_mode = \"default\"`, or remove allowed_write_directories"
+                };
+                return Err(doc.at(
+                    &list,
+                    "`allowed_write_directories` is set but the subagent is readonly",
+                    help,
+                ));
+            }
+            let mut dirs = Vec::new();
+            for dir in list.get_ref() {
+                let normalized = normalize_write_dir(dir.get_ref()).map_err(|problem| {
+                    doc.at(dir, format!("invalid write directory `{}`: {problem}", dir.get_ref()), "write a path relative to the workspace, such as \"reports\" or \"docs/generated\"")
+                })?;
+                dirs.push(normalized);
+            }
+            Some(dirs)
+        }
+    };
+
+    let limits = limits(doc, raw.limits)?;
+
+    let build_command = match raw.build {
+        Some(build) if build.command.get_ref().trim().is_empty() => {
+            return Err(doc.at(
+                &build.command,
+                "`[build] command` is empty",
+                "give the command that produces the component, or remove [build]",
+            ));
+        }
+        other => other.map(|b| b.command.into_inner()),
+    };
+
+    let sha256 = match raw.sha256 {
+        None => None,
+        Some(digest) => {
+            let hex = digest.get_ref().trim().to_ascii_lowercase();
+            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(doc.at(
+                    &digest,
+                    "`sha256` is not a SHA-256 digest",
+                    "write 64 hex digits, as printed by `sha256sum component.wasm`",
+                ));
+            }
+            Some(hex)
+        }
+    };
+
+    Ok(Manifest {
+        path: doc.path().to_owned(),
+        name: raw.name.into_inner(),
+        description: description.to_owned(),
+        component,
+        prompt,
+        model,
+        tools,
+        permission_mode,
+        allowed_write_directories,
+        limits,
+        build_command,
+        sha256,
+    })
 }
 
-impl Doc<'_> {
-    fn error(
-        &self,
-        span: Option<Range<usize>>,
-        message: impl Into<String>,
-        help: Option<String>,
-    ) -> ManifestError {
-        crate::diagnostic::error_at(self.path, self.text, span, message, help)
-    }
-
-    fn at<T>(
-        &self,
-        value: &Spanned<T>,
-        message: impl Into<String>,
-        help: impl Into<String>,
-    ) -> ManifestError {
-        self.error(Some(value.span()), message, Some(help.into()))
-    }
-
-    /// Turn a TOML or serde error into one that says how to fix it.
-    fn toml_error(&self, err: &toml::de::Error) -> ManifestError {
-        let help = crate::diagnostic::TomlHelp {
-            fields: FIELDS,
-            missing: missing_field_help,
-            invalid_type: "see the manifest reference in README.md for each field's type",
-        };
-        crate::diagnostic::toml_error(self.path, self.text, err, &help)
-    }
-
-    fn validate(&self, raw: RawManifest) -> Result<Manifest, ManifestError> {
-        let name = raw.name.get_ref();
-        if !valid_name(name) {
-            return Err(self.at(
-                &raw.name,
-                format!("invalid subagent name `{name}`"),
-                "use 1 to 64 characters: lowercase letters, digits and `-`, starting with a letter or digit",
+fn limits(doc: &Doc, raw: Option<RawLimits>) -> Result<Limits, ManifestError> {
+    let mut limits = Limits::default();
+    let Some(raw) = raw else { return Ok(limits) };
+    if let Some(timeout) = raw.timeout {
+        let value = parse_duration(timeout.get_ref()).map_err(|e| {
+            doc.at(
+                &timeout,
+                format!("invalid `limits.timeout`: {e}"),
+                "write a duration such as \"30s\", \"10m\" or \"1h\"",
+            )
+        })?;
+        if value.is_zero() || value > MAX_TIMEOUT {
+            return Err(doc.at(
+                &timeout,
+                format!(
+                    "`limits.timeout` must be between 1ms and {}",
+                    format_duration(MAX_TIMEOUT)
+                ),
+                "pick a timeout such as \"10m\"",
             ));
         }
-        let description = raw.description.get_ref().trim();
-        if description.is_empty() || description.contains('\n') {
-            return Err(self.at(
-                &raw.description,
-                "`description` must be one non-empty line",
-                "say in one line when a parent agent should delegate to this subagent",
+        limits.timeout = value;
+    }
+    if let Some(memory) = raw.memory {
+        let value = parse_size(memory.get_ref()).map_err(|e| {
+            doc.at(
+                &memory,
+                format!("invalid `limits.memory`: {e}"),
+                "write a size such as \"256MiB\"",
+            )
+        })?;
+        if !((1 << 20)..=MAX_MEMORY).contains(&value) {
+            return Err(doc.at(
+                &memory,
+                format!(
+                    "`limits.memory` must be between 1 MiB and {}",
+                    format_size(MAX_MEMORY)
+                ),
+                "pick a size such as \"512MiB\"",
             ));
         }
-        if raw.component.get_ref().trim().is_empty() {
-            return Err(self.at(
-                &raw.component,
-                "`component` is empty",
-                "set it to the path of the .wasm component, relative to this file",
+        limits.memory = value;
+    }
+    if let Some(output) = raw.output {
+        let value = parse_size(output.get_ref()).map_err(|e| {
+            doc.at(
+                &output,
+                format!("invalid `limits.output`: {e}"),
+                "write a size such as \"4MiB\"",
+            )
+        })?;
+        if value == 0 {
+            return Err(doc.at(
+                &output,
+                "`limits.output` must be at least 1 byte",
+                "pick a size such as \"4MiB\"",
             ));
         }
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        let component = clean_path(&dir.join(raw.component.get_ref()));
-
-        let prompt = match (raw.prompt, raw.prompt_file) {
-            (Some(_), Some(file)) => {
-                return Err(self.at(
-                    &file,
-                    "both `prompt` and `prompt_file` are set",
-                    "keep one of them",
-                ));
-            }
-            (Some(prompt), None) => Some(PromptSource::Inline(prompt.into_inner())),
-            (None, Some(file)) if file.get_ref().trim().is_empty() => {
-                return Err(self.at(
-                    &file,
-                    "`prompt_file` is empty",
-                    "name a file relative to this manifest, or remove the field",
-                ));
-            }
-            (None, Some(file)) => Some(PromptSource::File(clean_path(&dir.join(file.get_ref())))),
-            (None, None) => None,
-        };
-
-        let model = match raw.model {
-            Some(model) if model.get_ref().trim().is_empty() => {
-                return Err(self.at(
-                    &model,
-                    "`model` is empty",
-                    "name a model alias, `provider/model`, or `inherit`; or remove the field",
-                ));
-            }
-            other => other.map(Spanned::into_inner),
-        };
-
-        let mut tools = Vec::new();
-        for tool in raw.tools.unwrap_or_default() {
-            let names: Vec<&str> = Tool::ALL.iter().map(|(n, _)| *n).collect();
-            let Some((_, parsed)) = Tool::ALL.iter().find(|(n, _)| n == tool.get_ref()) else {
-                let help = match did_you_mean(tool.get_ref(), &names) {
-                    Some(best) => {
-                        format!("did you mean `{best}`? known tools: {}", names.join(", "))
-                    }
-                    None => format!("known tools: {}", names.join(", ")),
-                };
-                return Err(self.at(&tool, format!("unknown tool `{}`", tool.get_ref()), help));
-            };
-            if tools.contains(parsed) {
-                return Err(self.at(
-                    &tool,
-                    format!("tool `{}` is listed twice", tool.get_ref()),
-                    "list each tool once",
-                ));
-            }
-            tools.push(*parsed);
-        }
-
-        let permission_mode = match &raw.permission_mode {
-            None => PermissionMode::Readonly,
-            Some(mode) => match mode.get_ref().as_str() {
-                "default" => PermissionMode::Default,
-                "readonly" => PermissionMode::Readonly,
-                other => {
-                    let help = match did_you_mean(other, &["default", "readonly"]) {
-                        Some(best) => format!(
-                            "did you mean `{best}`? use `default` (may write its allowed directories) or `readonly`"
-                        ),
-                        None => "use `default` (may write its allowed directories) or `readonly`"
-                            .to_owned(),
-                    };
-                    return Err(self.at(mode, format!("unknown permission_mode `{other}`"), help));
-                }
-            },
-        };
-
-        let allowed_write_directories = match raw.allowed_write_directories {
-            None => None,
-            Some(list) => {
-                if permission_mode == PermissionMode::Readonly && !list.get_ref().is_empty() {
-                    let help = if raw.permission_mode.is_none() {
-                        "permission_mode defaults to `readonly`; add `permission_mode = \"default\"` to let it write these directories"
-                    } else {
-                        "a readonly subagent writes nothing: set `permission_mode = \"default\"`, or remove allowed_write_directories"
-                    };
-                    return Err(self.at(
-                        &list,
-                        "`allowed_write_directories` is set but the subagent is readonly",
-                        help,
-                    ));
-                }
-                let mut dirs = Vec::new();
-                for dir in list.get_ref() {
-                    let normalized = normalize_write_dir(dir.get_ref()).map_err(|problem| {
-                        self.at(dir, format!("invalid write directory `{}`: {problem}", dir.get_ref()), "write a path relative to the workspace, such as \"reports\" or \"docs/generated\"")
-                    })?;
-                    dirs.push(normalized);
-                }
-                Some(dirs)
-            }
-        };
-
-        let limits = self.limits(raw.limits)?;
-
-        let build_command = match raw.build {
-            Some(build) if build.command.get_ref().trim().is_empty() => {
-                return Err(self.at(
-                    &build.command,
-                    "`[build] command` is empty",
-                    "give the command that produces the component, or remove [build]",
-                ));
-            }
-            other => other.map(|b| b.command.into_inner()),
-        };
-
-        let sha256 = match raw.sha256 {
-            None => None,
-            Some(digest) => {
-                let hex = digest.get_ref().trim().to_ascii_lowercase();
-                if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(self.at(
-                        &digest,
-                        "`sha256` is not a SHA-256 digest",
-                        "write 64 hex digits, as printed by `sha256sum component.wasm`",
-                    ));
-                }
-                Some(hex)
-            }
-        };
-
-        Ok(Manifest {
-            path: self.path.to_owned(),
-            name: raw.name.into_inner(),
-            description: description.to_owned(),
-            component,
-            prompt,
-            model,
-            tools,
-            permission_mode,
-            allowed_write_directories,
-            limits,
-            build_command,
-            sha256,
-        })
+        limits.output = value;
     }
-
-    fn limits(&self, raw: Option<RawLimits>) -> Result<Limits, ManifestError> {
-        let mut limits = Limits::default();
-        let Some(raw) = raw else { return Ok(limits) };
-        if let Some(timeout) = raw.timeout {
-            let value = parse_duration(timeout.get_ref()).map_err(|e| {
-                self.at(
-                    &timeout,
-                    format!("invalid `limits.timeout`: {e}"),
-                    "write a duration such as \"30s\", \"10m\" or \"1h\"",
-                )
-            })?;
-            if value.is_zero() || value > MAX_TIMEOUT {
-                return Err(self.at(
-                    &timeout,
-                    format!(
-                        "`limits.timeout` must be between 1ms and {}",
-                        format_duration(MAX_TIMEOUT)
-                    ),
-                    "pick a timeout such as \"10m\"",
-                ));
-            }
-            limits.timeout = value;
+    if let Some(fuel) = raw.fuel {
+        if *fuel.get_ref() == 0 {
+            return Err(doc.at(
+                &fuel,
+                "`limits.fuel` must be positive",
+                "remove it for unmetered runs, or give a budget such as 1000000000",
+            ));
         }
-        if let Some(memory) = raw.memory {
-            let value = parse_size(memory.get_ref()).map_err(|e| {
-                self.at(
-                    &memory,
-                    format!("invalid `limits.memory`: {e}"),
-                    "write a size such as \"256MiB\"",
-                )
-            })?;
-            if !((1 << 20)..=MAX_MEMORY).contains(&value) {
-                return Err(self.at(
-                    &memory,
-                    format!(
-                        "`limits.memory` must be between 1 MiB and {}",
-                        format_size(MAX_MEMORY)
-                    ),
-                    "pick a size such as \"512MiB\"",
-                ));
-            }
-            limits.memory = value;
-        }
-        if let Some(output) = raw.output {
-            let value = parse_size(output.get_ref()).map_err(|e| {
-                self.at(
-                    &output,
-                    format!("invalid `limits.output`: {e}"),
-                    "write a size such as \"4MiB\"",
-                )
-            })?;
-            if value == 0 {
-                return Err(self.at(
-                    &output,
-                    "`limits.output` must be at least 1 byte",
-                    "pick a size such as \"4MiB\"",
-                ));
-            }
-            limits.output = value;
-        }
-        if let Some(fuel) = raw.fuel {
-            if *fuel.get_ref() == 0 {
-                return Err(self.at(
-                    &fuel,
-                    "`limits.fuel` must be positive",
-                    "remove it for unmetered runs, or give a budget such as 1000000000",
-                ));
-            }
-            limits.fuel = Some(fuel.into_inner());
-        }
-        if let Some(tokens) = raw.tokens {
-            if *tokens.get_ref() == 0 {
-                return Err(self.at(
-                    &tokens,
-                    "`limits.tokens` must be positive",
-                    "remove it for no token budget, or give one such as 200000",
-                ));
-            }
-            limits.tokens = Some(tokens.into_inner());
-        }
-        if let Some(disk) = raw.disk {
-            let value = parse_size(disk.get_ref()).map_err(|e| {
-                self.at(
-                    &disk,
-                    format!("invalid `limits.disk`: {e}"),
-                    "write a size such as \"256MiB\"",
-                )
-            })?;
-            if !(1..=MAX_DISK).contains(&value) {
-                return Err(self.at(
-                    &disk,
-                    format!(
-                        "`limits.disk` must be between 1 byte and {}",
-                        format_size(MAX_DISK)
-                    ),
-                    "pick a size such as \"1GiB\"",
-                ));
-            }
-            limits.disk = value;
-        }
-        for (raw, name, max, slot) in [
-            (raw.files, "files", MAX_FILES, &mut limits.files),
-            (
-                raw.open_files,
-                "open_files",
-                MAX_OPEN_FILES,
-                &mut limits.open_files,
-            ),
-        ] {
-            if let Some(value) = raw {
-                if !(1..=max).contains(value.get_ref()) {
-                    return Err(self.at(
-                        &value,
-                        format!("`limits.{name}` must be between 1 and {max}"),
-                        "remove it for the default, or pick a count within the range",
-                    ));
-                }
-                *slot = value.into_inner();
-            }
-        }
-        Ok(limits)
+        limits.fuel = Some(fuel.into_inner());
     }
+    if let Some(tokens) = raw.tokens {
+        if *tokens.get_ref() == 0 {
+            return Err(doc.at(
+                &tokens,
+                "`limits.tokens` must be positive",
+                "remove it for no token budget, or give one such as 200000",
+            ));
+        }
+        limits.tokens = Some(tokens.into_inner());
+    }
+    if let Some(disk) = raw.disk {
+        let value = parse_size(disk.get_ref()).map_err(|e| {
+            doc.at(
+                &disk,
+                format!("invalid `limits.disk`: {e}"),
+                "write a size such as \"256MiB\"",
+            )
+        })?;
+        if !(1..=MAX_DISK).contains(&value) {
+            return Err(doc.at(
+                &disk,
+                format!(
+                    "`limits.disk` must be between 1 byte and {}",
+                    format_size(MAX_DISK)
+                ),
+                "pick a size such as \"1GiB\"",
+            ));
+        }
+        limits.disk = value;
+    }
+    for (raw, name, max, slot) in [
+        (raw.files, "files", MAX_FILES, &mut limits.files),
+        (
+            raw.open_files,
+            "open_files",
+            MAX_OPEN_FILES,
+            &mut limits.open_files,
+        ),
+    ] {
+        if let Some(value) = raw {
+            if !(1..=max).contains(value.get_ref()) {
+                return Err(doc.at(
+                    &value,
+                    format!("`limits.{name}` must be between 1 and {max}"),
+                    "remove it for the default, or pick a count within the range",
+                ));
+            }
+            *slot = value.into_inner();
+        }
+    }
+    Ok(limits)
 }
 
 /// Remove `.` and resolvable `..` components without touching the disk, so

@@ -20,8 +20,9 @@
 //! is not a load error but an `auth` error when a call needs it.
 
 use std::collections::BTreeMap;
+
+use crate::diagnostic::{Doc, TomlHelp};
 use std::fmt;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -218,9 +219,17 @@ impl HostConfig {
     ///
     /// [`ConfigError`] naming the file, line and column of the first problem.
     pub fn parse(path: &Path, text: &str) -> Result<HostConfig, ConfigError> {
-        let doc = Doc { path, text };
-        let raw: RawConfig = toml::from_str(text).map_err(|err| doc.toml_error(&err))?;
-        doc.validate(raw)
+        let fields: Vec<&str> = MODEL_FIELDS.iter().chain(TOP_FIELDS).copied().collect();
+        let doc = Doc::new(
+            path,
+            text,
+            TomlHelp {
+                fields: &fields,
+                missing: missing_field_help,
+                invalid_type: "`provider`, `base_url`, `model`, `api_key_env`, `timeout` and `file` are strings; `max_retries` and `max_tokens` are non-negative integers",
+            },
+        );
+        validate(&doc, doc.parse()?)
     }
 
     /// The model of a subagent that names none.
@@ -380,270 +389,234 @@ const MODEL_FIELDS: &[&str] = &[
     "file",
 ];
 
-/// The text of one config file, for turning spans into line and column.
-struct Doc<'a> {
-    path: &'a Path,
-    text: &'a str,
+/// Check a parsed host config: every model complete and its provider known.
+fn validate(doc: &Doc, raw: RawConfig) -> Result<HostConfig, ConfigError> {
+    let mut models = BTreeMap::new();
+    for (alias, model) in raw.models {
+        let spec = model_spec(doc, &alias, model)?;
+        models.insert(alias.into_inner(), spec);
+    }
+    let mut config = HostConfig {
+        path: Some(doc.path().to_owned()),
+        default_model: None,
+        models,
+    };
+    if let Some(default) = raw.default_model {
+        if let Err(err) = config.resolve(default.get_ref()) {
+            return Err(doc.error(
+                Some(default.span()),
+                format!("`default_model`: {}", err.message),
+                err.help,
+            ));
+        }
+        config.default_model = Some(default.into_inner());
+    }
+    Ok(config)
 }
 
-impl Doc<'_> {
-    fn error(
-        &self,
-        span: Option<Range<usize>>,
-        message: impl Into<String>,
-        help: Option<String>,
-    ) -> ConfigError {
-        crate::diagnostic::error_at(self.path, self.text, span, message, help)
-    }
-
-    fn at<T>(
-        &self,
-        value: &Spanned<T>,
-        message: impl Into<String>,
-        help: impl Into<String>,
-    ) -> ConfigError {
-        self.error(Some(value.span()), message, Some(help.into()))
-    }
-
-    /// Turn a TOML or serde error into one that says how to fix it.
-    fn toml_error(&self, err: &toml::de::Error) -> ConfigError {
-        let fields: Vec<&str> = MODEL_FIELDS.iter().chain(TOP_FIELDS).copied().collect();
-        let help = crate::diagnostic::TomlHelp {
-            fields: &fields,
-            missing: missing_field_help,
-            invalid_type: "`provider`, `base_url`, `model`, `api_key_env`, `timeout` and `file` are strings; `max_retries` and `max_tokens` are non-negative integers",
+fn model_spec(doc: &Doc, alias: &Spanned<String>, raw: RawModel) -> Result<ModelSpec, ConfigError> {
+    let name = alias.get_ref();
+    if !valid_alias(name) {
+        let help = if name.contains('/') {
+            "`/` is reserved for the direct form `provider/model`; pick an alias such as `fast` or `gpt-mini`"
+        } else {
+            "use letters, digits, `-`, `_`, `.` and `:`, such as `fast` or `qwen-7b`"
         };
-        crate::diagnostic::toml_error(self.path, self.text, err, &help)
+        return Err(doc.at(alias, format!("invalid model alias `{name}`"), help));
+    }
+    if name == "inherit" {
+        return Err(doc.at(
+            alias,
+            "`inherit` cannot be an alias",
+            "`inherit` means the parent task's model in a manifest; pick another name",
+        ));
     }
 
-    fn validate(&self, raw: RawConfig) -> Result<HostConfig, ConfigError> {
-        let mut models = BTreeMap::new();
-        for (alias, model) in raw.models {
-            let spec = self.model(&alias, model)?;
-            models.insert(alias.into_inner(), spec);
-        }
-        let mut config = HostConfig {
-            path: Some(self.path.to_owned()),
-            default_model: None,
-            models,
+    let names: Vec<&str> = ProviderKind::ALL.iter().map(|(n, _)| *n).collect();
+    let Some(provider) = ProviderKind::from_name(raw.provider.get_ref()) else {
+        let given = raw.provider.get_ref();
+        let help = match did_you_mean(given, &names) {
+            Some(best) => format!(
+                "did you mean `{best}`? providers: openai (any OpenAI-compatible server: OpenAI, vLLM, Ollama, LiteLLM), anthropic, replay"
+            ),
+            None => "providers: openai (any OpenAI-compatible server: OpenAI, vLLM, Ollama, LiteLLM), anthropic, replay".to_owned(),
         };
-        if let Some(default) = raw.default_model {
-            if let Err(err) = config.resolve(default.get_ref()) {
-                return Err(self.error(
-                    Some(default.span()),
-                    format!("`default_model`: {}", err.message),
-                    err.help,
-                ));
-            }
-            config.default_model = Some(default.into_inner());
-        }
-        Ok(config)
-    }
+        return Err(doc.at(&raw.provider, format!("unknown provider `{given}`"), help));
+    };
 
-    fn model(&self, alias: &Spanned<String>, raw: RawModel) -> Result<ModelSpec, ConfigError> {
-        let name = alias.get_ref();
-        if !valid_alias(name) {
-            let help = if name.contains('/') {
-                "`/` is reserved for the direct form `provider/model`; pick an alias such as `fast` or `gpt-mini`"
-            } else {
-                "use letters, digits, `-`, `_`, `.` and `:`, such as `fast` or `qwen-7b`"
-            };
-            return Err(self.at(alias, format!("invalid model alias `{name}`"), help));
+    if provider == ProviderKind::Replay {
+        let not_for_replay = [
+            ("base_url", raw.base_url.as_ref().map(Spanned::span)),
+            ("model", raw.model.as_ref().map(Spanned::span)),
+            ("api_key_env", raw.api_key_env.as_ref().map(Spanned::span)),
+            ("timeout", raw.timeout.as_ref().map(Spanned::span)),
+            ("max_retries", raw.max_retries.as_ref().map(Spanned::span)),
+            ("max_tokens", raw.max_tokens.as_ref().map(Spanned::span)),
+        ];
+        if let Some((field, span)) = not_for_replay
+            .into_iter()
+            .find_map(|(f, s)| s.map(|s| (f, s)))
+        {
+            return Err(doc.error(
+                Some(span),
+                format!("`{field}` does not apply to provider `replay`"),
+                Some(format!(
+                    "a replay model serves the exchanges recorded in `file`; remove `{field}`"
+                )),
+            ));
         }
-        if name == "inherit" {
-            return Err(self.at(
+        let Some(file) = raw.file else {
+            return Err(doc.at(
                 alias,
-                "`inherit` cannot be an alias",
-                "`inherit` means the parent task's model in a manifest; pick another name",
-            ));
-        }
-
-        let names: Vec<&str> = ProviderKind::ALL.iter().map(|(n, _)| *n).collect();
-        let Some(provider) = ProviderKind::from_name(raw.provider.get_ref()) else {
-            let given = raw.provider.get_ref();
-            let help = match did_you_mean(given, &names) {
-                Some(best) => format!(
-                    "did you mean `{best}`? providers: openai (any OpenAI-compatible server: OpenAI, vLLM, Ollama, LiteLLM), anthropic, replay"
-                ),
-                None => "providers: openai (any OpenAI-compatible server: OpenAI, vLLM, Ollama, LiteLLM), anthropic, replay".to_owned(),
-            };
-            return Err(self.at(&raw.provider, format!("unknown provider `{given}`"), help));
-        };
-
-        if provider == ProviderKind::Replay {
-            let not_for_replay = [
-                ("base_url", raw.base_url.as_ref().map(Spanned::span)),
-                ("model", raw.model.as_ref().map(Spanned::span)),
-                ("api_key_env", raw.api_key_env.as_ref().map(Spanned::span)),
-                ("timeout", raw.timeout.as_ref().map(Spanned::span)),
-                ("max_retries", raw.max_retries.as_ref().map(Spanned::span)),
-                ("max_tokens", raw.max_tokens.as_ref().map(Spanned::span)),
-            ];
-            if let Some((field, span)) = not_for_replay
-                .into_iter()
-                .find_map(|(f, s)| s.map(|s| (f, s)))
-            {
-                return Err(self.error(
-                    Some(span),
-                    format!("`{field}` does not apply to provider `replay`"),
-                    Some(format!(
-                        "a replay model serves the exchanges recorded in `file`; remove `{field}`"
-                    )),
-                ));
-            }
-            let Some(file) = raw.file else {
-                return Err(self.at(
-                    alias,
-                    format!("model `{name}` has provider `replay` but no `file`"),
-                    "add `file = \"session.jsonl\"`: a file written by `subagent run --record`",
-                ));
-            };
-            if file.get_ref().trim().is_empty() {
-                return Err(self.at(
-                    &file,
-                    "`file` is empty",
-                    "name a file written by `subagent run --record`, relative to this config",
-                ));
-            }
-            let dir = self.path.parent().unwrap_or(Path::new("."));
-            return Ok(ModelSpec {
-                name: name.clone(),
-                provider,
-                base_url: String::new(),
-                model: String::new(),
-                api_key: KeySource::None,
-                timeout: DEFAULT_TIMEOUT,
-                max_retries: 0,
-                max_tokens: None,
-                file: Some(dir.join(file.get_ref())),
-            });
-        }
-
-        if let Some(file) = &raw.file {
-            return Err(self.at(
-                file,
-                format!("`file` does not apply to provider `{provider}`"),
-                "`file` names the recording a `replay` model serves; remove it, or set `provider = \"replay\"`",
-            ));
-        }
-        let Some(model) = raw.model else {
-            return Err(self.at(
-                alias,
-                format!("model `{name}` has no `model`"),
-                format!(
-                    "add `model = \"{}\"`: the model id the server expects",
-                    example_model(provider)
-                ),
+                format!("model `{name}` has provider `replay` but no `file`"),
+                "add `file = \"session.jsonl\"`: a file written by `subagent run --record`",
             ));
         };
-        if model.get_ref().trim().is_empty() {
-            return Err(self.at(
-                &model,
-                "`model` is empty",
-                "give the model id the server expects",
+        if file.get_ref().trim().is_empty() {
+            return Err(doc.at(
+                &file,
+                "`file` is empty",
+                "name a file written by `subagent run --record`, relative to this config",
             ));
         }
-
-        let base_url = match &raw.base_url {
-            Some(url) => {
-                let text = url.get_ref().trim();
-                let rest = text
-                    .strip_prefix("http://")
-                    .or_else(|| text.strip_prefix("https://"));
-                if rest.is_none_or(|rest| rest.is_empty() || rest.starts_with('/')) {
-                    return Err(self.at(
-                        url,
-                        format!("`base_url` `{text}` is not an http(s) URL"),
-                        "write the server's API root, such as \"http://localhost:11434/v1\" or \"https://api.openai.com/v1\"",
-                    ));
-                }
-                text.trim_end_matches('/').to_owned()
-            }
-            None => provider.default_base_url().unwrap_or("").to_owned(),
-        };
-
-        let api_key = match &raw.api_key_env {
-            Some(var) if !valid_env_name(var.get_ref()) => {
-                // Never echo the value: it may be a key pasted in by mistake.
-                return Err(ConfigError {
-                    source_line: None,
-                    ..self.at(
-                        var,
-                        format!("`api_key_env` of model `{name}` is not an environment variable name"),
-                        "`api_key_env` is the NAME of the environment variable holding the key, such as \"OPENAI_API_KEY\"; never put the key itself in the config",
-                    )
-                });
-            }
-            Some(var) => KeySource::Env(var.get_ref().clone()),
-            // The hosted API needs its key; a server of your own may not.
-            None if raw.base_url.is_none() || provider == ProviderKind::Anthropic => {
-                match provider.default_key_env() {
-                    Some(var) => KeySource::Env(var.to_owned()),
-                    None => KeySource::None,
-                }
-            }
-            None => KeySource::None,
-        };
-
-        let timeout = match &raw.timeout {
-            None => DEFAULT_TIMEOUT,
-            Some(timeout) => {
-                let value = parse_duration(timeout.get_ref()).map_err(|e| {
-                    self.at(
-                        timeout,
-                        format!("invalid `timeout`: {e}"),
-                        "write a duration such as \"60s\" or \"5m\"",
-                    )
-                })?;
-                if value.is_zero() || value > MAX_TIMEOUT {
-                    return Err(self.at(
-                        timeout,
-                        format!(
-                            "`timeout` must be between 1ms and {}",
-                            format_duration(MAX_TIMEOUT)
-                        ),
-                        "pick a per-request timeout such as \"60s\"",
-                    ));
-                }
-                value
-            }
-        };
-
-        let max_retries = match &raw.max_retries {
-            None => DEFAULT_MAX_RETRIES,
-            Some(retries) if *retries.get_ref() > MAX_RETRIES => {
-                return Err(self.at(
-                    retries,
-                    format!("`max_retries` must be at most {MAX_RETRIES}"),
-                    "pick a small number such as 3",
-                ));
-            }
-            Some(retries) => *retries.get_ref(),
-        };
-
-        let max_tokens = match &raw.max_tokens {
-            Some(tokens) if *tokens.get_ref() == 0 => {
-                return Err(self.at(
-                    tokens,
-                    "`max_tokens` must be positive",
-                    "remove it to let the server decide, or give a limit such as 4096",
-                ));
-            }
-            other => other.as_ref().map(|t| *t.get_ref()),
-        };
-
-        Ok(ModelSpec {
+        let dir = doc.path().parent().unwrap_or(Path::new("."));
+        return Ok(ModelSpec {
             name: name.clone(),
             provider,
-            base_url,
-            model: model.into_inner(),
-            api_key,
-            timeout,
-            max_retries,
-            max_tokens,
-            file: None,
-        })
+            base_url: String::new(),
+            model: String::new(),
+            api_key: KeySource::None,
+            timeout: DEFAULT_TIMEOUT,
+            max_retries: 0,
+            max_tokens: None,
+            file: Some(dir.join(file.get_ref())),
+        });
     }
+
+    if let Some(file) = &raw.file {
+        return Err(doc.at(
+            file,
+            format!("`file` does not apply to provider `{provider}`"),
+            "`file` names the recording a `replay` model serves; remove it, or set `provider = \"replay\"`",
+        ));
+    }
+    let Some(model) = raw.model else {
+        return Err(doc.at(
+            alias,
+            format!("model `{name}` has no `model`"),
+            format!(
+                "add `model = \"{}\"`: the model id the server expects",
+                example_model(provider)
+            ),
+        ));
+    };
+    if model.get_ref().trim().is_empty() {
+        return Err(doc.at(
+            &model,
+            "`model` is empty",
+            "give the model id the server expects",
+        ));
+    }
+
+    let base_url = match &raw.base_url {
+        Some(url) => {
+            let text = url.get_ref().trim();
+            let rest = text
+                .strip_prefix("http://")
+                .or_else(|| text.strip_prefix("https://"));
+            if rest.is_none_or(|rest| rest.is_empty() || rest.starts_with('/')) {
+                return Err(doc.at(
+                    url,
+                    format!("`base_url` `{text}` is not an http(s) URL"),
+                    "write the server's API root, such as \"http://localhost:11434/v1\" or \"https://api.openai.com/v1\"",
+                ));
+            }
+            text.trim_end_matches('/').to_owned()
+        }
+        None => provider.default_base_url().unwrap_or("").to_owned(),
+    };
+
+    let api_key = match &raw.api_key_env {
+        Some(var) if !valid_env_name(var.get_ref()) => {
+            // Never echo the value: it may be a key pasted in by mistake.
+            return Err(ConfigError {
+                source_line: None,
+                ..doc.at(
+                    var,
+                    format!("`api_key_env` of model `{name}` is not an environment variable name"),
+                    "`api_key_env` is the NAME of the environment variable holding the key, such as \"OPENAI_API_KEY\"; never put the key itself in the config",
+                )
+            });
+        }
+        Some(var) => KeySource::Env(var.get_ref().clone()),
+        // The hosted API needs its key; a server of your own may not.
+        None if raw.base_url.is_none() || provider == ProviderKind::Anthropic => {
+            match provider.default_key_env() {
+                Some(var) => KeySource::Env(var.to_owned()),
+                None => KeySource::None,
+            }
+        }
+        None => KeySource::None,
+    };
+
+    let timeout = match &raw.timeout {
+        None => DEFAULT_TIMEOUT,
+        Some(timeout) => {
+            let value = parse_duration(timeout.get_ref()).map_err(|e| {
+                doc.at(
+                    timeout,
+                    format!("invalid `timeout`: {e}"),
+                    "write a duration such as \"60s\" or \"5m\"",
+                )
+            })?;
+            if value.is_zero() || value > MAX_TIMEOUT {
+                return Err(doc.at(
+                    timeout,
+                    format!(
+                        "`timeout` must be between 1ms and {}",
+                        format_duration(MAX_TIMEOUT)
+                    ),
+                    "pick a per-request timeout such as \"60s\"",
+                ));
+            }
+            value
+        }
+    };
+
+    let max_retries = match &raw.max_retries {
+        None => DEFAULT_MAX_RETRIES,
+        Some(retries) if *retries.get_ref() > MAX_RETRIES => {
+            return Err(doc.at(
+                retries,
+                format!("`max_retries` must be at most {MAX_RETRIES}"),
+                "pick a small number such as 3",
+            ));
+        }
+        Some(retries) => *retries.get_ref(),
+    };
+
+    let max_tokens = match &raw.max_tokens {
+        Some(tokens) if *tokens.get_ref() == 0 => {
+            return Err(doc.at(
+                tokens,
+                "`max_tokens` must be positive",
+                "remove it to let the server decide, or give a limit such as 4096",
+            ));
+        }
+        other => other.as_ref().map(|t| *t.get_ref()),
+    };
+
+    Ok(ModelSpec {
+        name: name.clone(),
+        provider,
+        base_url,
+        model: model.into_inner(),
+        api_key,
+        timeout,
+        max_retries,
+        max_tokens,
+        file: None,
+    })
 }
 
 fn valid_alias(name: &str) -> bool {
