@@ -617,3 +617,49 @@ fn batch_and_run_resolve_a_subagent_by_the_same_rule() {
         .unwrap();
     assert_eq!(code(&run), 0, "{}", stderr(&run));
 }
+
+/// A task manager that has run many tasks holds no descriptors for them: an
+/// ended task's grant is closed. Each ended task once kept its workspace
+/// handle open, so a long batch (or a long-lived host) ran out of
+/// descriptors: here 300 tasks under a limit of 128.
+#[test]
+fn ended_tasks_hold_no_descriptors() {
+    let fixture = Fixture::new();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("noop")).unwrap();
+    std::fs::write(
+        dir.path().join("noop/subagent.toml"),
+        format!(
+            "name = \"noop\"\ndescription = \"d\"\ncomponent = {:?}\n",
+            guest("noop").display().to_string()
+        ),
+    )
+    .unwrap();
+    let batch = dir.path().join("batch.toml");
+    let tasks = "[[task]]\nsubagent = \"noop\"\nprompt = \"a\"\n".repeat(300);
+    std::fs::write(&batch, tasks).unwrap();
+    let state = dir.path().join("state");
+    let out = output_within(
+        subagent_under_ulimit(
+            128,
+            &[
+                "--state-dir",
+                path(&state),
+                "batch",
+                path(&batch),
+                "--workspace",
+                path(&fixture.workspace),
+                "--max-running",
+                "2",
+            ],
+        ),
+        std::time::Duration::from_secs(120),
+    )
+    .unwrap();
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).ends_with("300 tasks: 300 completed\n"),
+        "{}",
+        stdout(&out)
+    );
+}

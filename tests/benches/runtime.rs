@@ -79,13 +79,30 @@ impl Iterations {
 
 fn main() {
     let mut quick = false;
-    for arg in std::env::args().skip(1) {
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => quick = true,
+            // Only no-op tasks through the manager, N of them, for a profiler
+            // (`perf record`): nothing printed but the p50.
+            "--profile-manager" => {
+                let count = args.next().and_then(|n| n.parse().ok()).unwrap_or(100_000);
+                let scratch = tempfile::tempdir().expect("temp dir");
+                let bare = noop_tasks(scratch.path(), count.min(20_000));
+                let samples = manager_tasks(scratch.path(), count);
+                println!(
+                    "no-op task p50: bare instantiate + run {}, through the manager {} ({count} tasks)",
+                    format_time(bare.run.p50()),
+                    format_time(samples.p50())
+                );
+                return;
+            }
             // `cargo bench` passes `--bench` to every bench binary.
             "--bench" => {}
             "-h" | "--help" => {
-                println!("usage: cargo bench -p subagent-tests --bench runtime [-- --quick]");
+                println!(
+                    "usage: cargo bench -p subagent-tests --bench runtime [-- --quick | --profile-manager N]"
+                );
                 return;
             }
             other => {

@@ -453,6 +453,15 @@ impl Sandbox {
         self.opened.get().cloned()
     }
 
+    /// Close this record of the grant once its task has ended: its handles
+    /// (and its hold on a parent's) are dropped when the running task lets
+    /// go of its own copy. A long-lived task manager keeps the sandbox of
+    /// every task it remembers; without this each would pin descriptors.
+    pub fn release(&mut self) {
+        self.opened = Arc::new(OnceLock::new());
+        self.within = None;
+    }
+
     /// The canonical host path of the workspace.
     pub fn workspace(&self) -> &Path {
         &self.workspace

@@ -69,6 +69,8 @@ impl Inner {
         entry.status = result.status;
         entry.ended_at_ms = Some(now_ms());
         entry.start = None;
+        // An ended task launches no children: its grant can close.
+        entry.sandbox.release();
         // The result commits with the terminal event; awaiters hear of it
         // only after that.
         let status = result.status;
