@@ -851,3 +851,32 @@ async fn a_prepared_task_launches_as_prepared_and_only_on_its_runtime() {
     assert_eq!(result.status, TaskStatus::Completed, "{:?}", result.error);
     assert!(workspace.join("out/new").is_dir());
 }
+
+/// A task that waits in the queue holds no handle on its workspace: when it
+/// starts it opens the workspace again, and refuses to run if the directory
+/// there is no longer the one checked at launch.
+#[tokio::test]
+async fn a_queued_task_refuses_a_workspace_replaced_while_it_waited() {
+    let host = Host::new(ManagerConfig {
+        per_key_default: 1,
+        ..ManagerConfig::default()
+    });
+    let busy = host.launch("misbehave", "loop").await;
+    let queued = host.launch("misbehave", "ok").await;
+    assert_eq!(
+        host.manager.get(&queued).unwrap().status,
+        TaskStatus::Queued
+    );
+    let workspace = &host.fixture.workspace;
+    std::fs::rename(workspace, workspace.with_extension("old")).unwrap();
+    std::fs::create_dir(workspace).unwrap();
+    host.manager.cancel(&busy).unwrap();
+    let result = host.result(&queued).await;
+    assert_eq!(result.status, TaskStatus::Failed, "{result:?}");
+    let error = result.error.unwrap();
+    assert!(
+        error.message.contains("replaced by another directory"),
+        "{}",
+        error.message
+    );
+}

@@ -27,7 +27,7 @@ pub use output::{OutputLog, OutputSink, OutputStream, StreamKind};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use cap_fs_ext::DirExt;
 use cap_std::ambient_authority;
@@ -298,11 +298,23 @@ pub struct Sandbox {
     writes: WriteSet,
     /// The parent's grant, for a nested task: everything opens beneath it.
     within: Option<Arc<Grant>>,
-    /// The workspace's identity when checked (device, inode).
-    identity: Option<(u64, u64)>,
     /// The grant, once opened; shared by clones, so the task manager can
     /// hand a running task's grant to its children.
     opened: Arc<OnceLock<Arc<Grant>>>,
+    /// The workspace as checked: the handle the check opened, for
+    /// [`Sandbox::open`] to start from, until the task waits in a queue
+    /// ([`Sandbox::park`]). Shared by clones.
+    checked: Arc<Mutex<Checked>>,
+}
+
+/// The workspace of a [`Sandbox`] between its check and its start.
+#[derive(Debug)]
+enum Checked {
+    /// The handle the check opened.
+    Open(Arc<Dir>),
+    /// No handle held: the workspace is opened again by path, and must be
+    /// the directory that was checked (its device and inode), if known.
+    Parked(Option<(u64, u64)>),
 }
 
 impl Sandbox {
@@ -356,22 +368,23 @@ impl Sandbox {
             path: workspace.to_owned(),
             source,
         };
-        let (workspace, root, identity) = match &within {
-            Some(parent) => (workspace.to_owned(), parent.root.clone(), None),
+        let (workspace, root) = match &within {
+            Some(parent) => (workspace.to_owned(), parent.root.clone()),
             None => {
-                let workspace = workspace.canonicalize().map_err(ws_error)?;
-                let root =
-                    Dir::open_ambient_dir(&workspace, ambient_authority()).map_err(ws_error)?;
-                let identity = identity(&root).map_err(ws_error)?;
-                (workspace, Arc::new(root), Some(identity))
+                let (root, workspace) = open_canonical(workspace).map_err(ws_error)?;
+                (workspace, Arc::new(root))
             }
+        };
+        let checked = match &within {
+            Some(_) => Checked::Parked(None),
+            None => Checked::Open(root.clone()),
         };
         let sandbox = Sandbox {
             workspace,
             writes,
             within,
-            identity,
             opened: Arc::new(OnceLock::new()),
+            checked: Arc::new(Mutex::new(checked)),
         };
         if let WriteSet::Dirs(dirs) = &sandbox.writes {
             for dir in dirs {
@@ -413,12 +426,14 @@ impl Sandbox {
             path: self.workspace.clone(),
             source,
         };
-        let root = match &self.within {
-            Some(parent) => parent.root.clone(),
-            None => {
+        let checked = std::mem::replace(&mut *self.checked.lock().unwrap(), Checked::Parked(None));
+        let root = match (&self.within, checked) {
+            (Some(parent), _) => parent.root.clone(),
+            (None, Checked::Open(root)) => root,
+            (None, Checked::Parked(expected)) => {
                 let root = Dir::open_ambient_dir(&self.workspace, ambient_authority())
                     .map_err(ws_error)?;
-                if self.identity.is_some() && identity(&root).ok() != self.identity {
+                if expected.is_some() && identity(&root).ok() != expected {
                     return Err(ws_error(std::io::Error::other(
                         "it was replaced by another directory after the task was launched",
                     )));
@@ -453,6 +468,21 @@ impl Sandbox {
         self.opened.get().cloned()
     }
 
+    /// Let go of the workspace handle the check opened: the task waits (in a
+    /// queue, or prepared but not launched), and a waiting task holds no
+    /// descriptor. [`Sandbox::open`] then opens the workspace again by path
+    /// and makes sure it is still the directory that was checked.
+    pub fn park(&self) {
+        let mut checked = self.checked.lock().unwrap();
+        if let Checked::Open(root) = &*checked {
+            // What it must still be when opened again; a handle that cannot
+            // say is kept instead.
+            if let Ok(identity) = identity(root) {
+                *checked = Checked::Parked(Some(identity));
+            }
+        }
+    }
+
     /// Close this record of the grant once its task has ended: its handles
     /// (and its hold on a parent's) are dropped when the running task lets
     /// go of its own copy. A long-lived task manager keeps the sandbox of
@@ -460,6 +490,7 @@ impl Sandbox {
     pub fn release(&mut self) {
         self.opened = Arc::new(OnceLock::new());
         self.within = None;
+        *self.checked.lock().unwrap() = Checked::Parked(None);
     }
 
     /// The canonical host path of the workspace.
@@ -470,6 +501,32 @@ impl Sandbox {
     pub fn writes(&self) -> &WriteSet {
         &self.writes
     }
+}
+
+/// Open the workspace at `path` and name it canonically. An absolute path
+/// with no `.` or `..` that opens without following a symlink (one
+/// `openat2` with `RESOLVE_NO_SYMLINKS`) is already canonical; any other is
+/// resolved first, then opened.
+fn open_canonical(path: &Path) -> std::io::Result<(Dir, PathBuf)> {
+    use std::path::Component;
+    #[cfg(target_os = "linux")]
+    if path.is_absolute() && !path.components().any(|c| c == Component::ParentDir) {
+        use rustix::fs::{CWD, Mode, OFlags, ResolveFlags, openat2};
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        match openat2(CWD, path, flags, Mode::empty(), ResolveFlags::NO_SYMLINKS) {
+            Ok(fd) => {
+                let dir = Dir::from_std_file(std::fs::File::from(fd));
+                return Ok((dir, path.components().collect()));
+            }
+            // A symlink on the way (ELOOP), or no openat2 (an old kernel, a
+            // seccomp filter): resolve it the long way.
+            Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    let canonical = path.canonicalize()?;
+    let dir = Dir::open_ambient_dir(&canonical, ambient_authority())?;
+    Ok((dir, canonical))
 }
 
 fn identity(dir: &Dir) -> std::io::Result<(u64, u64)> {

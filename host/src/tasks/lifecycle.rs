@@ -78,12 +78,13 @@ impl Inner {
             status,
             error: result.error.clone(),
         };
-        let record = Write::result(id, &result);
+        // Serialized only for a store to keep.
+        let record = self.store.is_some().then(|| Write::result(id, &result));
         let shared = entry.shared.clone();
         let result = Arc::new(result);
         entry.shared.events.emit_then(
             terminal,
-            Some(record),
+            record,
             Some(Box::new(move || {
                 shared.report(status);
                 shared.done.send_replace(Some(result));

@@ -162,7 +162,7 @@ struct Inner {
 
 #[derive(Default)]
 struct State {
-    tasks: HashMap<String, Entry>,
+    tasks: HashMap<String, Box<Entry>>,
     /// Ids in creation order.
     order: Vec<String>,
     /// Which queued task starts next.
@@ -326,7 +326,10 @@ impl TaskManager {
     /// As [`TaskManager::launch`], but for what [`Prepared::launchable`]
     /// checks: that is refused at launch.
     pub async fn prepare(&self, request: LaunchRequest) -> Result<Prepared, ManagerError> {
-        self.inner.prepare(request).await
+        let prepared = self.inner.prepare(request).await?;
+        // It may wait long before it is launched: it holds no descriptor.
+        prepared.plan.sandbox.park();
+        Ok(prepared)
     }
 
     /// Queue a task prepared by [`TaskManager::prepare`] (or by a
@@ -539,6 +542,7 @@ impl Inner {
         let component = component.expect("loaded above");
         let recorded_write = request.write.clone();
         let models = self.preparer.models().clone();
+        let sandbox = plan.sandbox.clone();
         let manifest = &bundle.manifest;
         let id = match request.id {
             Some(id) if self.lock().tasks.contains_key(&id) => {
@@ -549,14 +553,6 @@ impl Inner {
             Some(id) => id,
             None => crate::ids::new_task_id(),
         };
-        let recorded_request = serde_json::json!({
-            "prompt": request.prompt,
-            "write": recorded_write,
-            "readonly": request.readonly,
-            "timeout_ms": request.timeout.map(|t| t.as_millis() as u64),
-            "model": model,
-            "manifest": manifest.path,
-        });
         let events = Arc::new(EventLog::new(
             id.clone(),
             self.all_events.clone(),
@@ -626,7 +622,14 @@ impl Inner {
                 key: key.clone(),
                 model: entry.model.clone(),
                 workspace: entry.sandbox.workspace().display().to_string(),
-                request: recorded_request,
+                request: serde_json::json!({
+                    "prompt": entry.start.as_ref().map(|s| s.spec.task.prompt.as_str()),
+                    "write": recorded_write,
+                    "readonly": request.readonly,
+                    "timeout_ms": request.timeout.map(|t| t.as_millis() as u64),
+                    "model": entry.model,
+                    "manifest": manifest.path,
+                }),
                 permissions: serde_json::to_value(&entry.permissions)
                     .expect("permissions serialize"),
                 result: None,
@@ -669,11 +672,16 @@ impl Inner {
                     let _ = committed.send(());
                 })),
             );
-            state.tasks.insert(id.clone(), entry);
+            state.tasks.insert(id.clone(), Box::new(entry));
             state.order.push(id.clone());
             state.scheduler.enqueue(&id, &key);
             self.schedule(&mut state)
         };
+        // A task that waits in the queue holds no descriptor; one that
+        // starts now opens its grant from the handle its check opened.
+        if !starts.iter().any(|(started, ..)| *started == id) {
+            sandbox.park();
+        }
         self.start_all(starts);
         let _ = accepted.await;
         Ok(id)

@@ -104,6 +104,8 @@ impl Preparer {
         }
         let mut prepared = self.stage(request, None)?;
         prepared.load()?;
+        // It may wait long before it is launched: it holds no descriptor.
+        prepared.plan.sandbox.park();
         Ok(prepared)
     }
 
@@ -151,8 +153,11 @@ impl Preparer {
         // The request as it resolved: by the bundle's path and the canonical
         // workspace, so another process (`run --background`) resolves it the
         // same way from anywhere.
-        let manifest_path =
-            std::path::absolute(&manifest.path).unwrap_or_else(|_| manifest.path.clone());
+        let manifest_path = if manifest.path.is_absolute() {
+            manifest.path.clone()
+        } else {
+            std::path::absolute(&manifest.path).unwrap_or_else(|_| manifest.path.clone())
+        };
         request.subagent = SubagentRef::Path(manifest_path);
         request.workspace = plan.sandbox.workspace().to_owned();
         let component = self
