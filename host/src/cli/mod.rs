@@ -124,11 +124,7 @@ impl Global {
         models: Option<std::sync::Arc<Models>>,
         tune: impl FnOnce(&mut ManagerConfig),
     ) -> anyhow::Result<TaskManager> {
-        let mut config = ManagerConfig {
-            agents: self.agents.clone(),
-            retention: self.retention.unwrap_or(crate::store::DEFAULT_RETENTION),
-            ..ManagerConfig::default()
-        };
+        let mut config = self.manager_config();
         tune(&mut config);
         let models = match models {
             Some(models) => models,
@@ -139,6 +135,15 @@ impl Global {
             .store(self.store()?)
             .models(models)
             .build()?)
+    }
+
+    /// The task manager's policy from these options.
+    fn manager_config(&self) -> ManagerConfig {
+        ManagerConfig {
+            agents: self.agents.clone(),
+            retention: self.retention.unwrap_or(crate::store::DEFAULT_RETENTION),
+            ..ManagerConfig::default()
+        }
     }
 
     /// A bundle by path, or by name in the registries of `workspace`.

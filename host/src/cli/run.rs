@@ -3,6 +3,7 @@
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -12,7 +13,7 @@ use super::progress::Progress;
 use super::{Global, print_json, workspace};
 use crate::sandbox::FileChanges;
 use crate::task::{LimitHit, OutputSummary, Permissions, TaskError, TaskResult, TaskStatus, Usage};
-use crate::tasks::{LaunchRequest, Preparer, StreamItem, SubagentRef};
+use crate::tasks::{LaunchRequest, Preparer, StreamItem, SubagentRef, TaskManager};
 use crate::units::{format_duration, parse_duration};
 
 /// Run a subagent on a workspace
@@ -150,13 +151,31 @@ fn foreground(
     options: &RunOptions,
     global: &Global,
 ) -> anyhow::Result<ExitCode> {
+    // The store opens (and migrates, and recovers) on a thread of its own
+    // while the engine starts and the task is prepared: the two are
+    // independent, and this is the whole start of a `subagent run`.
+    let opening = {
+        let global = global.clone();
+        std::thread::spawn(move || global.store())
+    };
     let models = global.models(options.record.clone(), options.replay.as_deref())?;
+    let runtime = Arc::new(global.runtime()?);
+    let preparer = Preparer::new(runtime.clone(), models.clone(), global.agents.clone());
+    let prepared = preparer.prepare(request)?;
+    prepared.launchable()?;
+    let store = opening
+        .join()
+        .map_err(|_| anyhow::anyhow!("the task store could not be opened"))??;
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let (snapshot, result) = tokio.block_on(async {
-        let manager = global.manager(Some(models), |_| {})?;
-        let id = manager.launch(request).await?;
+    let (snapshot, result, manager) = tokio.block_on(async {
+        let manager = TaskManager::builder(runtime)
+            .config(global.manager_config())
+            .store(store)
+            .models(models)
+            .build()?;
+        let id = manager.launch_prepared(prepared).await?;
         let name = manager.get(&id)?.subagent;
         let progress = Progress::new(&name, std::io::stderr().is_terminal() && !options.json);
         let mut events = manager.subscribe(&id)?;
@@ -182,8 +201,12 @@ fn foreground(
             .result
             .clone()
             .expect("the stream ends after the terminal event");
-        anyhow::Ok((snapshot, result))
+        anyhow::Ok((snapshot, result, manager))
     })?;
+    // The process ends once this is printed: tearing down the engine (its
+    // pooled memory), the store and the thread pools would only delay it.
+    std::mem::forget(manager);
+    std::mem::forget(tokio);
 
     let name = &snapshot.subagent;
     if options.json {

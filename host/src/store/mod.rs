@@ -21,7 +21,7 @@ pub use schema::SCHEMA_VERSION;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
@@ -152,12 +152,27 @@ pub(crate) enum Write {
         host: String,
         at_ms: u64,
     },
+    /// A live host process, committed before (or with) its first task.
+    RegisterHost {
+        id: String,
+        pid: u32,
+        hostname: String,
+        at_ms: u64,
+    },
+    /// A host that stopped cleanly.
+    UnregisterHost {
+        id: String,
+    },
     ControlDone {
         id: i64,
         outcome: String,
     },
     /// Nothing; its acknowledgement says everything before it is committed.
     Flush,
+    /// Delete terminal tasks that ended before `cutoff_ms`.
+    Prune {
+        cutoff_ms: u64,
+    },
 }
 
 impl Write {
@@ -235,7 +250,10 @@ pub struct Store {
     counters: Arc<Counters>,
     writer: Mutex<mpsc::Sender<Op>>,
     /// For reads and for the few writes that need an answer.
-    conn: Mutex<Connection>,
+    /// The connection for reads and the few synchronous writes, opened on
+    /// first use: a process that only runs tasks (`subagent run`) never
+    /// opens it, and parses the schema once, on the writer's connection.
+    reader: OnceLock<Mutex<Connection>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -250,12 +268,15 @@ pub(crate) fn now_ms() -> u64 {
     crate::events::now_ms()
 }
 
+/// How long a connection waits for another process's lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))?;
-    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     // Switching to WAL needs a moment of exclusive access; while another
     // process creates or recovers the store it can answer "busy" at once.
     let mut attempt = 0;
@@ -271,7 +292,102 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Every process that opens the store after the last one left replays
+    // the WAL's committed frames to rebuild its index: keep them few. The
+    // WAL is folded into the database every 64 pages (256 KiB), and its
+    // file cut back to 4 MiB.
+    conn.pragma_update(None, "wal_autocheckpoint", 64)?;
+    conn.pragma_update(None, "journal_size_limit", 4 << 20)?;
     Ok(conn)
+}
+
+/// Delete the terminal tasks that ended before `cutoff` (ms since the
+/// epoch), with their events, output and control rows; returns how many.
+fn prune_on(tx: &rusqlite::Transaction<'_>, cutoff: u64) -> rusqlite::Result<usize> {
+    let ids: Vec<String> = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT id FROM tasks WHERE status NOT IN ('queued', 'running') AND ended_at_ms IS NOT NULL AND ended_at_ms < ?1",
+        )?;
+        stmt.query_map(params![cutoff], |r| r.get(0))?
+            .collect::<Result<_, _>>()?
+    };
+    for id in &ids {
+        for table in ["events", "output", "control"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE task_id = ?1"),
+                params![id],
+            )?;
+        }
+        tx.execute("DELETE FROM tasks WHERE id = ?1", params![id])?;
+    }
+    Ok(ids.len())
+}
+
+/// Mark the unfinished tasks of dead hosts `interrupted` through `conn`.
+fn recover_on(conn: &mut Connection) -> Result<Vec<String>, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let hosts: Vec<(String, u32, String, u64)> = {
+        let mut stmt = tx.prepare("SELECT id, pid, hostname, heartbeat_at_ms FROM hosts")?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<Result<_, _>>()?
+    };
+    let here = hostname();
+    let now = now_ms();
+    let dead: Vec<(String, u32)> = hosts
+        .into_iter()
+        .filter(|(_, pid, host, beat)| {
+            let stale = now.saturating_sub(*beat) > LEASE.as_millis() as u64;
+            let gone = *host == here && !pid_alive(*pid);
+            stale || gone
+        })
+        .map(|(id, pid, _, _)| (id, pid))
+        .collect();
+    let mut recovered = Vec::new();
+    {
+        let mut orphans = tx.prepare(
+            "SELECT id, owner FROM tasks WHERE status IN ('queued', 'running')
+             AND (owner NOT IN (SELECT id FROM hosts) OR owner IN (SELECT value FROM json_each(?1)))",
+        )?;
+        let dead_ids = serde_json::to_string(&dead.iter().map(|(id, _)| id).collect::<Vec<_>>())
+            .expect("strings serialize");
+        let rows: Vec<(String, String)> = orphans
+            .query_map(params![dead_ids], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (id, owner) in rows {
+            let pid = dead.iter().find(|(h, _)| *h == owner).map(|(_, pid)| *pid);
+            let who = pid.map_or_else(
+                || "its host process".to_owned(),
+                |pid| format!("host process {pid}"),
+            );
+            let message = format!(
+                "{who} stopped before the task ended (found by process {})",
+                std::process::id()
+            );
+            let result = TaskResult::failure(TaskError::new(ErrorKind::Interrupted, message));
+            let seq: u64 = tx.query_row(
+                "SELECT COALESCE(MAX(seq) + 1, 0) FROM events WHERE task_id = ?1",
+                params![id],
+                |r| r.get(0),
+            )?;
+            let event = TaskEvent {
+                task_id: id.clone(),
+                seq,
+                at_ms: now,
+                kind: EventKind::Terminal {
+                    status: TaskStatus::Interrupted,
+                    error: result.error.clone(),
+                },
+            };
+            apply(&tx, &Write::result(&id, &result))?;
+            apply(&tx, &Write::event(&event))?;
+            recovered.push(id);
+        }
+    }
+    for (id, _) in &dead {
+        tx.execute("DELETE FROM hosts WHERE id = ?1", params![id])?;
+    }
+    tx.commit()?;
+    Ok(recovered)
 }
 
 fn is_busy(err: &rusqlite::Error) -> bool {
@@ -313,9 +429,9 @@ impl Store {
             source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
         })?;
         let path = state_dir.join(STORE_FILE);
-        let conn = open_connection(&path)?;
-        schema::migrate(&conn, &path)?;
-        let writer_conn = open_connection(&path)?;
+        let mut writer_conn = open_connection(&path)?;
+        schema::migrate(&writer_conn, &path)?;
+        recover_on(&mut writer_conn)?;
         let (tx, rx) = mpsc::channel();
         let counters = Arc::new(Counters::default());
         let writer_counters = counters.clone();
@@ -326,14 +442,27 @@ impl Store {
                 path: path.clone(),
                 source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
             })?;
-        let store = Arc::new(Store {
+        Ok(Arc::new(Store {
             path,
             counters,
             writer: Mutex::new(tx),
-            conn: Mutex::new(conn),
-        });
-        store.recover()?;
-        Ok(store)
+            reader: OnceLock::new(),
+        }))
+    }
+
+    /// The reading connection, opened now if this is its first use.
+    fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        if self.reader.get().is_none() {
+            let conn = open_connection(&self.path)?;
+            // Another thread may have opened one meanwhile: either will do.
+            let _ = self.reader.set(Mutex::new(conn));
+        }
+        Ok(self
+            .reader
+            .get()
+            .expect("opened above")
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 
     pub fn path(&self) -> &Path {
@@ -366,32 +495,40 @@ impl Store {
         let _ = rx.await;
     }
 
-    /// Register a live host process; returns its id.
+    /// Register a live host process; returns its id. The row is queued: it
+    /// commits with (or before) the host's first task, so no task is ever
+    /// stored without its host, and starting a host costs no commit of its
+    /// own.
     ///
     /// # Errors
     ///
-    /// SQL errors.
+    /// None today; a write that fails is reported as every queued write is.
     pub fn register_host(&self) -> Result<String, StoreError> {
         let id = format!(
             "h-{:x}-{}",
             std::process::id(),
             crate::ids::new_task_id().trim_start_matches("t-")
         );
-        let now = now_ms();
-        self.conn.lock().unwrap().execute(
-            "INSERT INTO hosts (id, pid, hostname, started_at_ms, heartbeat_at_ms) VALUES (?1, ?2, ?3, ?4, ?4)",
-            params![id, std::process::id(), hostname(), now],
-        )?;
+        self.write(
+            Write::RegisterHost {
+                id: id.clone(),
+                pid: std::process::id(),
+                hostname: hostname(),
+                at_ms: now_ms(),
+            },
+            None,
+        );
         Ok(id)
     }
 
-    /// Forget a host that stopped cleanly.
+    /// Forget a host that stopped cleanly (queued: [`Store::flush`] commits it).
     pub fn unregister_host(&self, host: &str) {
-        let _ = self
-            .conn
-            .lock()
-            .unwrap()
-            .execute("DELETE FROM hosts WHERE id = ?1", params![host]);
+        self.write(
+            Write::UnregisterHost {
+                id: host.to_owned(),
+            },
+            None,
+        );
     }
 
     pub(crate) fn heartbeat(&self, host: &str) {
@@ -411,71 +548,7 @@ impl Store {
     ///
     /// SQL errors.
     pub fn recover(&self) -> Result<Vec<String>, StoreError> {
-        let mut conn = self.conn.lock().unwrap();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let hosts: Vec<(String, u32, String, u64)> = {
-            let mut stmt = tx.prepare("SELECT id, pid, hostname, heartbeat_at_ms FROM hosts")?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-                .collect::<Result<_, _>>()?
-        };
-        let here = hostname();
-        let now = now_ms();
-        let dead: Vec<(String, u32)> = hosts
-            .into_iter()
-            .filter(|(_, pid, host, beat)| {
-                let stale = now.saturating_sub(*beat) > LEASE.as_millis() as u64;
-                let gone = *host == here && !pid_alive(*pid);
-                stale || gone
-            })
-            .map(|(id, pid, _, _)| (id, pid))
-            .collect();
-        let mut recovered = Vec::new();
-        {
-            let mut orphans = tx.prepare(
-                "SELECT id, owner FROM tasks WHERE status IN ('queued', 'running')
-                 AND (owner NOT IN (SELECT id FROM hosts) OR owner IN (SELECT value FROM json_each(?1)))",
-            )?;
-            let dead_ids =
-                serde_json::to_string(&dead.iter().map(|(id, _)| id).collect::<Vec<_>>())
-                    .expect("strings serialize");
-            let rows: Vec<(String, String)> = orphans
-                .query_map(params![dead_ids], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?;
-            for (id, owner) in rows {
-                let pid = dead.iter().find(|(h, _)| *h == owner).map(|(_, pid)| *pid);
-                let who = pid.map_or_else(
-                    || "its host process".to_owned(),
-                    |pid| format!("host process {pid}"),
-                );
-                let message = format!(
-                    "{who} stopped before the task ended (found by process {})",
-                    std::process::id()
-                );
-                let result = TaskResult::failure(TaskError::new(ErrorKind::Interrupted, message));
-                let seq: u64 = tx.query_row(
-                    "SELECT COALESCE(MAX(seq) + 1, 0) FROM events WHERE task_id = ?1",
-                    params![id],
-                    |r| r.get(0),
-                )?;
-                let event = TaskEvent {
-                    task_id: id.clone(),
-                    seq,
-                    at_ms: now,
-                    kind: EventKind::Terminal {
-                        status: TaskStatus::Interrupted,
-                        error: result.error.clone(),
-                    },
-                };
-                apply(&tx, &Write::result(&id, &result))?;
-                apply(&tx, &Write::event(&event))?;
-                recovered.push(id);
-            }
-        }
-        for (id, _) in &dead {
-            tx.execute("DELETE FROM hosts WHERE id = ?1", params![id])?;
-        }
-        tx.commit()?;
-        Ok(recovered)
+        recover_on(&mut *self.conn()?)
     }
 
     /// Delete terminal tasks that ended more than `older_than` ago, with their
@@ -486,26 +559,18 @@ impl Store {
     /// SQL errors.
     pub fn prune(&self, older_than: Duration) -> Result<usize, StoreError> {
         let cutoff = now_ms().saturating_sub(older_than.as_millis() as u64);
-        let mut conn = self.conn.lock().unwrap();
+        let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let ids: Vec<String> = {
-            let mut stmt = tx.prepare(
-                "SELECT id FROM tasks WHERE status NOT IN ('queued', 'running') AND ended_at_ms IS NOT NULL AND ended_at_ms < ?1",
-            )?;
-            stmt.query_map(params![cutoff], |r| r.get(0))?
-                .collect::<Result<_, _>>()?
-        };
-        for id in &ids {
-            for table in ["events", "output", "control"] {
-                tx.execute(
-                    &format!("DELETE FROM {table} WHERE task_id = ?1"),
-                    params![id],
-                )?;
-            }
-            tx.execute("DELETE FROM tasks WHERE id = ?1", params![id])?;
-        }
+        let pruned = prune_on(&tx, cutoff)?;
         tx.commit()?;
-        Ok(ids.len())
+        Ok(pruned)
+    }
+
+    /// [`Store::prune`], queued: done by the writer with the next commit, so
+    /// a starting host does not wait for it.
+    pub fn prune_later(&self, older_than: Duration) {
+        let cutoff_ms = now_ms().saturating_sub(older_than.as_millis() as u64);
+        self.write(Write::Prune { cutoff_ms }, None);
     }
 
     /// Tasks matching `query`, newest first.
@@ -514,7 +579,7 @@ impl Store {
     ///
     /// SQL errors.
     pub fn tasks(&self, query: &TaskQuery) -> Result<Vec<TaskRecord>, StoreError> {
-        let conn = self.conn.lock().unwrap();
+        let conn = self.conn()?;
         let mut sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE 1 = 1");
         let mut args: Vec<String> = Vec::new();
         if !query.statuses.is_empty() {
@@ -556,7 +621,7 @@ impl Store {
     ///
     /// [`StoreError::NotFound`], or SQL errors.
     pub fn task(&self, id: &str) -> Result<TaskRecord, StoreError> {
-        let conn = self.conn.lock().unwrap();
+        let conn = self.conn()?;
         conn.query_row(
             &format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"),
             params![id],
@@ -572,7 +637,7 @@ impl Store {
     ///
     /// SQL errors.
     pub fn events(&self, id: &str, from: u64) -> Result<Vec<TaskEvent>, StoreError> {
-        let conn = self.conn.lock().unwrap();
+        let conn = self.conn()?;
         let mut stmt =
             conn.prepare("SELECT body FROM events WHERE task_id = ?1 AND seq >= ?2 ORDER BY seq")?;
         let rows = stmt.query_map(params![id, from], |r| r.get::<_, String>(0))?;
@@ -599,7 +664,7 @@ impl Store {
     ///
     /// SQL errors.
     pub fn output(&self, id: &str, offset: u64, max: usize) -> Result<(Vec<u8>, u64), StoreError> {
-        let conn = self.conn.lock().unwrap();
+        let conn = self.conn()?;
         let total: u64 = conn.query_row(
             "SELECT COALESCE(MAX(byte_offset + length(data)), 0) FROM output WHERE task_id = ?1",
             params![id],
@@ -630,7 +695,7 @@ impl Store {
     ///
     /// [`StoreError::NotFound`] for an unknown task.
     pub fn request_control(&self, id: &str, control: &Control) -> Result<i64, StoreError> {
-        let conn = self.conn.lock().unwrap();
+        let conn = self.conn()?;
         let owner: String = conn
             .query_row("SELECT owner FROM tasks WHERE id = ?1", params![id], |r| {
                 r.get(0)
@@ -654,7 +719,7 @@ impl Store {
     ///
     /// SQL errors.
     pub fn control_outcome(&self, request: i64) -> Result<Option<ControlOutcome>, StoreError> {
-        let conn = self.conn.lock().unwrap();
+        let conn = self.conn()?;
         let text: Option<String> = conn
             .query_row(
                 "SELECT outcome FROM control WHERE id = ?1",
@@ -668,7 +733,7 @@ impl Store {
 
     /// Control requests waiting for `host`.
     pub(crate) fn pending_controls(&self, host: &str) -> Result<Vec<ControlRequest>, StoreError> {
-        let conn = self.conn.lock().unwrap();
+        let conn = self.conn()?;
         let mut stmt = conn.prepare("SELECT id, task_id, kind, text FROM control WHERE owner = ?1 AND outcome IS NULL ORDER BY id")?;
         let rows = stmt.query_map(params![host], |r| {
             let kind: String = r.get(2)?;
@@ -697,7 +762,7 @@ impl Store {
     ///
     /// SQL errors.
     pub fn owner_alive(&self, owner: &str) -> Result<bool, StoreError> {
-        let conn = self.conn.lock().unwrap();
+        let conn = self.conn()?;
         let row: Option<(u32, String, u64)> = conn
             .query_row(
                 "SELECT pid, hostname, heartbeat_at_ms FROM hosts WHERE id = ?1",
@@ -792,6 +857,19 @@ fn apply(tx: &rusqlite::Transaction<'_>, write: &Write) -> rusqlite::Result<()> 
             )?
             .execute(params![id, offset, bytes])?;
         }
+        Write::RegisterHost {
+            id,
+            pid,
+            hostname,
+            at_ms,
+        } => {
+            tx.prepare_cached("INSERT INTO hosts (id, pid, hostname, started_at_ms, heartbeat_at_ms) VALUES (?1, ?2, ?3, ?4, ?4)")?
+                .execute(params![id, pid, hostname, at_ms])?;
+        }
+        Write::UnregisterHost { id } => {
+            tx.prepare_cached("DELETE FROM hosts WHERE id = ?1")?
+                .execute(params![id])?;
+        }
         Write::Heartbeat { host, at_ms } => {
             tx.prepare_cached("UPDATE hosts SET heartbeat_at_ms = ?2 WHERE id = ?1")?
                 .execute(params![host, at_ms])?;
@@ -801,6 +879,9 @@ fn apply(tx: &rusqlite::Transaction<'_>, write: &Write) -> rusqlite::Result<()> 
                 .execute(params![id, outcome, now_ms()])?;
         }
         Write::Flush => {}
+        Write::Prune { cutoff_ms } => {
+            prune_on(tx, *cutoff_ms)?;
+        }
     }
     Ok(())
 }

@@ -24,7 +24,7 @@ const HISTORY: usize = 4096;
 pub(crate) struct EventLog {
     task_id: String,
     inner: Mutex<LogInner>,
-    all: broadcast::Sender<TaskEvent>,
+    all: AllEvents,
     buffer: usize,
     store: Option<Arc<Store>>,
 }
@@ -38,13 +38,44 @@ struct LogInner {
     tx: Option<broadcast::Sender<TaskEvent>>,
 }
 
+/// Every task's events, for [`super::TaskManager::subscribe_all`]. A
+/// broadcast channel allocates its whole buffer up front, so it is made by
+/// the first subscriber: a host nobody watches that way (`subagent run`)
+/// never pays for it.
+#[derive(Clone)]
+pub(crate) struct AllEvents {
+    capacity: usize,
+    tx: Arc<std::sync::OnceLock<broadcast::Sender<TaskEvent>>>,
+}
+
+impl AllEvents {
+    pub fn new(capacity: usize) -> AllEvents {
+        AllEvents {
+            capacity,
+            tx: Arc::default(),
+        }
+    }
+
+    fn send(&self, event: TaskEvent) {
+        if let Some(tx) = self.tx.get() {
+            let _ = tx.send(event);
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<TaskEvent> {
+        self.tx
+            .get_or_init(|| broadcast::channel(self.capacity).0)
+            .subscribe()
+    }
+}
+
 /// Runs after an event is published.
 pub(crate) type Then = Box<dyn FnOnce() + Send>;
 
 impl EventLog {
     pub fn new(
         task_id: String,
-        all: broadcast::Sender<TaskEvent>,
+        all: AllEvents,
         buffer: usize,
         store: Option<Arc<Store>>,
     ) -> EventLog {
@@ -116,12 +147,7 @@ impl EventLog {
     /// Record `event` in the history, run `then` (which may release results
     /// the event announces), then tell subscribers: whoever hears of the
     /// event finds its effects in place.
-    fn publish(
-        inner: &mut LogInner,
-        all: &broadcast::Sender<TaskEvent>,
-        event: TaskEvent,
-        then: Option<Then>,
-    ) {
+    fn publish(inner: &mut LogInner, all: &AllEvents, event: TaskEvent, then: Option<Then>) {
         if inner.history.len() == HISTORY {
             inner.history.pop_front();
         }
@@ -132,7 +158,7 @@ impl EventLog {
         if let Some(tx) = &inner.tx {
             let _ = tx.send(event.clone());
         }
-        let _ = all.send(event);
+        all.send(event);
     }
 
     /// The history so far, then everything after it, without gap or overlap.

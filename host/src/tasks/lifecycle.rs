@@ -113,8 +113,9 @@ impl Inner {
     pub(super) async fn shutdown(&self, grace: Duration) {
         self.stop_tasks(grace).await;
         if let (Some(store), Some(host)) = (&self.store, &self.host) {
-            store.flush().await;
+            // One commit: the host leaves with its last writes.
             store.unregister_host(host);
+            store.flush().await;
         }
     }
 

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
 use crate::bundle::{Bundle, BundleError};
 use crate::capabilities::host::TaskControl;
@@ -44,8 +44,8 @@ use crate::sandbox::{OutputLog, OutputSink, Sandbox, StreamKind};
 use crate::task::{ErrorKind, Permissions, TaskError, TaskResult, TaskStatus};
 
 use crate::store::{Control, ControlOutcome, Store, StoreError, TaskRecord, Write};
-use events::EventLog;
 pub use events::now_ms;
+use events::{AllEvents, EventLog};
 use prepare::Parent;
 pub use prepare::{Prepared, Preparer};
 pub use request::{
@@ -104,14 +104,14 @@ impl ManagerBuilder {
         if config.max_running == 0 || config.max_running > slots {
             config.max_running = slots;
         }
-        let (all_events, _) = broadcast::channel(config.event_buffer.max(16) * 4);
+        let all_events = AllEvents::new(config.event_buffer.max(16) * 4);
         let handle = tokio::runtime::Handle::current();
         let models = models.unwrap_or_else(|| {
             Arc::new(Models::new(HostConfig::default(), None).expect("no recording to create"))
         });
         let host = match &store {
             Some(store) => {
-                store.prune(config.retention)?;
+                store.prune_later(config.retention);
                 Some(store.register_host()?)
             }
             None => None,
@@ -153,7 +153,7 @@ struct Inner {
     /// memory only.
     store: Option<Arc<Store>>,
     state: Mutex<State>,
-    all_events: broadcast::Sender<TaskEvent>,
+    all_events: AllEvents,
     handle: tokio::runtime::Handle,
     this: Weak<Inner>,
     /// This process's id in the store, when there is one.
