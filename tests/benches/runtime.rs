@@ -19,6 +19,8 @@
 
 #[path = "runtime/filesystem.rs"]
 mod filesystem;
+#[path = "runtime/launch.rs"]
+mod launch;
 #[path = "runtime/tree.rs"]
 mod tree;
 
@@ -45,6 +47,10 @@ struct Iterations {
     tasks: usize,
     spawns: usize,
     durable: usize,
+    /// No-op tasks launched at once on every core.
+    burst: usize,
+    /// Whole `subagent run` processes (and as many `wasmtime run`).
+    processes: usize,
     fs: FsIterations,
 }
 
@@ -55,6 +61,8 @@ impl Iterations {
         tasks: 2000,
         spawns: 2000,
         durable: 1000,
+        burst: 1000,
+        processes: 20,
         fs: FsIterations {
             trees: &[10_000, 50_000],
             min_rounds: 3,
@@ -68,6 +76,8 @@ impl Iterations {
         tasks: 200,
         spawns: 200,
         durable: 200,
+        burst: 1000,
+        processes: 10,
         fs: FsIterations {
             trees: &[10_000],
             min_rounds: 3,
@@ -85,6 +95,20 @@ fn main() {
             "--quick" => quick = true,
             // Only no-op tasks through the manager, N of them, for a profiler
             // (`perf record`): nothing printed but the p50.
+            // Only bursts of 1,000 no-op tasks on every core, through the
+            // manager and bare, ROUNDS times, for a profiler.
+            "--profile-burst" => {
+                let scratch = tempfile::tempdir().expect("temp dir");
+                for _ in 0..args.next().and_then(|n| n.parse().ok()).unwrap_or(10) {
+                    let burst = launch::measure_burst(scratch.path(), 1000);
+                    println!(
+                        "burst of 1000, per task: through the manager {}, bare {}",
+                        format_time(burst.managed / 1000),
+                        format_time(burst.bare / 1000)
+                    );
+                }
+                return;
+            }
             "--profile-manager" => {
                 let count = args.next().and_then(|n| n.parse().ok()).unwrap_or(100_000);
                 let scratch = tempfile::tempdir().expect("temp dir");
@@ -101,7 +125,7 @@ fn main() {
             "--bench" => {}
             "-h" | "--help" => {
                 println!(
-                    "usage: cargo bench -p subagent-tests --bench runtime [-- --quick | --profile-manager N]"
+                    "usage: cargo bench -p subagent-tests --bench runtime [-- --quick | --profile-manager N | --profile-burst ROUNDS]"
                 );
                 return;
             }
@@ -127,6 +151,7 @@ fn main() {
     let sequential = manager_tasks(scratch.path(), n.tasks);
     let durability = durability(scratch.path(), n.durable);
     let spawn = spawn_true(n.spawns);
+    let launch = launch::measure(scratch.path(), n.tasks, n.burst, n.processes);
     let fs = filesystem::measure_all(scratch.path(), &n.fs);
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -234,6 +259,7 @@ fn main() {
         tasks.plan_run.per_second(),
         spawn.per_second(),
     );
+    launch::print(&launch, &spawn);
     println!();
     for line in &fs.notes {
         println!("{line}");

@@ -7,7 +7,7 @@ mod cache;
 mod exec;
 
 pub use cache::{CacheOutcome, entry_checksum};
-pub use exec::{RunSpec, TaskInfo};
+pub use exec::{RunParts, RunSpec, TaskInfo};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

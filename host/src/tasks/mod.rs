@@ -591,6 +591,7 @@ impl Inner {
             output,
             spawner,
             models: uses_model.then(|| models.clone() as Arc<dyn ModelBroker>),
+            parts: None,
         };
         let entry = Entry {
             shared: shared.clone(),

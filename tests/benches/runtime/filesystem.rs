@@ -116,6 +116,11 @@ fn usage(who: libc::c_int) -> (Duration, u64) {
     )
 }
 
+/// CPU time of the children waited for so far (`RUSAGE_CHILDREN`).
+pub fn usage_children() -> Duration {
+    usage(libc::RUSAGE_CHILDREN).0
+}
+
 /// Time `work` by the clock and by `getrusage(who)`.
 fn measure<T>(who: libc::c_int, work: impl FnOnce() -> T) -> (T, Measured) {
     let (cpu_before, switches_before) = usage(who);
