@@ -663,3 +663,94 @@ fn ended_tasks_hold_no_descriptors() {
         stdout(&out)
     );
 }
+
+/// A registry with `nester` (which may launch subagents) and `noop`.
+fn nesting_registry() -> tempfile::TempDir {
+    let registry = tempfile::tempdir().unwrap();
+    for (name, component, extra) in [
+        ("nester", "nester", "tools = [\"subagents\"]\n"),
+        ("noop", "noop", ""),
+    ] {
+        let dir = registry.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("subagent.toml"),
+            format!(
+                "name = \"{name}\"\ndescription = \"d\"\ncomponent = {:?}\n{extra}",
+                guest(component).display().to_string()
+            ),
+        )
+        .unwrap();
+    }
+    registry
+}
+
+/// A batch waits for its own tasks: one whose subagent launches children
+/// completes, as it does through `run`. The batch once ended at the first
+/// terminal event of any task, a child's included, and shut its parent down
+/// as `interrupted`.
+#[test]
+fn batch_waits_for_its_own_tasks_not_their_children() {
+    let fixture = Fixture::new();
+    let registry = nesting_registry();
+    let dir = tempfile::tempdir().unwrap();
+    let batch = dir.path().join("batch.jsonl");
+    std::fs::write(
+        &batch,
+        "{\"subagent\": \"nester\", \"prompt\": \"{\\\"chain\\\": 2}\"}\n",
+    )
+    .unwrap();
+    let out = output_within(
+        subagent_command(&[
+            "--agents",
+            path(registry.path()),
+            "--state-dir",
+            path(&dir.path().join("state")),
+            "batch",
+            path(&batch),
+            "--workspace",
+            path(&fixture.workspace),
+        ]),
+        std::time::Duration::from_secs(60),
+    )
+    .unwrap();
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(text.ends_with("1 tasks: 1 completed\n"), "{text}");
+    assert!(text.contains("chain 2"), "{text}");
+}
+
+/// A batch's end is decided from its tasks, not from the event stream, which
+/// may fall behind: thousands of tasks with `--json` (a slow reader of many
+/// events) all end, and the process exits. It once waited forever for
+/// terminal events the stream had dropped.
+#[test]
+fn a_large_batch_ends_even_when_its_event_stream_lags() {
+    let fixture = Fixture::new();
+    let registry = nesting_registry();
+    let dir = tempfile::tempdir().unwrap();
+    let batch = dir.path().join("batch.jsonl");
+    let line = "{\"subagent\": \"noop\", \"prompt\": \"a\"}\n";
+    std::fs::write(&batch, line.repeat(3000)).unwrap();
+    let out = output_within(
+        subagent_command(&[
+            "--agents",
+            path(registry.path()),
+            "--state-dir",
+            path(&dir.path().join("state")),
+            "batch",
+            path(&batch),
+            "--workspace",
+            path(&fixture.workspace),
+            "--json",
+        ]),
+        std::time::Duration::from_secs(120),
+    )
+    .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    let summary: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(summary["total"], 3000);
+    assert_eq!(summary["counts"]["completed"], 3000, "{summary}");
+}

@@ -139,6 +139,14 @@ pub fn run(args: BatchArgs, global: &Global) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let results = tokio.block_on(async {
+        // Ctrl-C works in every phase: before anything runs it stops the
+        // batch; after, it stops the tasks (each gets its terminal status).
+        let (interrupt, mut interrupted) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let _ = interrupt.send(true);
+            }
+        });
         let manager = global.manager(None, tune)?;
         // Prepare every task before running any: a bad one stops the batch
         // with nothing run.
@@ -149,36 +157,61 @@ pub fn run(args: BatchArgs, global: &Global) -> anyhow::Result<ExitCode> {
                 SubagentRef::Name(name) => name.clone(),
                 SubagentRef::Bundle(bundle) => bundle.manifest.name.clone(),
             };
-            let task = manager
-                .prepare(request)
-                .await
+            let task = tokio::select! {
+                task = manager.prepare(request) => task,
+                _ = interrupted.wait_for(|stop| *stop) => bail!("interrupted before any task ran"),
+            };
+            let task = task
                 .and_then(|p| p.launchable().map(|()| p))
                 .with_context(|| format!("{}: {label} (subagent `{spec}`)", args.file.display()))?;
             prepared.push(task);
         }
         let mut stream = manager.subscribe_all();
-        let mut ids = Vec::new();
-        for task in prepared {
-            ids.push(manager.launch_prepared(task).await?);
+        // Launched together, so their rows commit together; ids in file order.
+        let launches: Vec<_> = prepared
+            .into_iter()
+            .map(|task| {
+                let manager = manager.clone();
+                tokio::spawn(async move { manager.launch_prepared(task).await })
+            })
+            .collect();
+        let mut ids = Vec::with_capacity(launches.len());
+        for launch in launches {
+            ids.push(launch.await.context("a launch failed")??);
         }
-        let stopper = manager.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                stopper.shutdown(stopper.config().cancel_grace).await;
-            }
-        });
+        let own: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
         let view = View::new(ids.len(), args.json);
-        let mut open = ids.len();
-        while open > 0 {
-            match stream.next().await {
-                Some(StreamItem::Event(event)) => {
-                    if event.kind.is_terminal() {
-                        open -= 1;
-                    }
-                    view.event(&manager, &event);
+        // The batch ends when its own tasks have ended, as the tasks
+        // themselves say; the event stream only feeds the view, and may lag.
+        let done = manager.await_tasks(&ids, None);
+        tokio::pin!(done);
+        let mut stopping = false;
+        loop {
+            tokio::select! {
+                answer = &mut done => {
+                    answer?;
+                    break;
                 }
-                Some(StreamItem::Lagged(missed)) => view.lagged(missed),
-                None => break,
+                item = stream.next() => match item {
+                    Some(StreamItem::Event(event)) => view.event(&manager, &event, own.contains(event.task_id.as_str())),
+                    Some(StreamItem::Lagged(missed)) => view.lagged(missed),
+                    None => {}
+                },
+                _ = interrupted.wait_for(|stop| *stop), if !stopping => {
+                    stopping = true;
+                    let stopper = manager.clone();
+                    tokio::spawn(async move {
+                        stopper.shutdown(stopper.config().cancel_grace).await;
+                    });
+                }
+            }
+        }
+        // What the view has not shown yet.
+        while let Ok(Some(item)) =
+            tokio::time::timeout(Duration::from_millis(1), stream.next()).await
+        {
+            if let StreamItem::Event(event) = item {
+                view.event(&manager, &event, own.contains(event.task_id.as_str()));
             }
         }
         view.finish();
@@ -344,7 +377,9 @@ impl View {
         }
     }
 
-    fn event(&self, manager: &TaskManager, event: &TaskEvent) {
+    /// Show `event`; `own` says whether it is of a task of the batch (not
+    /// of a child one of them launched).
+    fn event(&self, manager: &TaskManager, event: &TaskEvent, own: bool) {
         match self {
             View::Json => {
                 print_json(event);
@@ -361,7 +396,7 @@ impl View {
                 }
             }
             View::Lines => {
-                if let EventKind::Terminal { status, .. } = &event.kind {
+                if let (true, EventKind::Terminal { status, .. }) = (own, &event.kind) {
                     let name = manager
                         .get(&event.task_id)
                         .map(|s| s.subagent)
@@ -375,6 +410,9 @@ impl View {
                 running,
                 counts,
             } => {
+                if !own {
+                    return;
+                }
                 let mut counts = counts.lock().unwrap();
                 let mut running = running.lock().unwrap();
                 match &event.kind {
