@@ -32,6 +32,10 @@ pub const MAX_MEMORY: u64 = 4 << 30;
 pub const DEFAULT_DISK: u64 = 1 << 30;
 /// The most bytes a manifest may let a task write.
 pub const MAX_DISK: u64 = 64 << 30;
+/// Default bytes of a task's result, summary and data together (`limits.result`).
+pub const DEFAULT_RESULT: u64 = 1 << 20;
+/// The largest result a manifest may allow.
+pub const MAX_RESULT: u64 = 64 << 20;
 /// Default files and directories a task may create (`limits.files`).
 pub const DEFAULT_FILES: u64 = 100_000;
 /// The most entries a manifest may let a task create.
@@ -105,6 +109,8 @@ pub struct Limits {
     /// Descriptors the task may hold open at once (the host may allow fewer
     /// when its own descriptors are scarce).
     pub open_files: u64,
+    /// Bytes of the result the task returns: summary and data together.
+    pub result: u64,
 }
 
 impl Default for Limits {
@@ -118,6 +124,7 @@ impl Default for Limits {
             disk: DEFAULT_DISK,
             files: DEFAULT_FILES,
             open_files: DEFAULT_OPEN_FILES,
+            result: DEFAULT_RESULT,
         }
     }
 }
@@ -138,10 +145,10 @@ impl fmt::Display for Limits {
             Some(fuel) => write!(f, ", fuel {fuel}")?,
             None => write!(f, ", fuel unmetered")?,
         }
-        match self.tokens {
-            Some(tokens) => write!(f, ", tokens {tokens}"),
-            None => Ok(()),
+        if let Some(tokens) = self.tokens {
+            write!(f, ", tokens {tokens}")?;
         }
+        write!(f, ", result {}", format_size(self.result))
     }
 }
 
@@ -261,6 +268,7 @@ struct RawLimits {
     disk: Option<Spanned<String>>,
     files: Option<Spanned<u64>>,
     open_files: Option<Spanned<u64>>,
+    result: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -534,25 +542,45 @@ fn limits(doc: &Doc, raw: Option<RawLimits>) -> Result<Limits, ManifestError> {
         }
         limits.tokens = Some(tokens.into_inner());
     }
-    if let Some(disk) = raw.disk {
-        let value = parse_size(disk.get_ref()).map_err(|e| {
-            doc.at(
-                &disk,
-                format!("invalid `limits.disk`: {e}"),
-                "write a size such as \"256MiB\"",
-            )
-        })?;
-        if !(1..=MAX_DISK).contains(&value) {
-            return Err(doc.at(
-                &disk,
-                format!(
-                    "`limits.disk` must be between 1 byte and {}",
-                    format_size(MAX_DISK)
-                ),
-                "pick a size such as \"1GiB\"",
-            ));
+    // (field, ceiling, a size to write, a size to pick, the limit)
+    for (raw, name, max, write, pick, slot) in [
+        (
+            raw.disk,
+            "disk",
+            MAX_DISK,
+            "256MiB",
+            "1GiB",
+            &mut limits.disk,
+        ),
+        (
+            raw.result,
+            "result",
+            MAX_RESULT,
+            "512KiB",
+            "1MiB",
+            &mut limits.result,
+        ),
+    ] {
+        if let Some(size) = raw {
+            let value = parse_size(size.get_ref()).map_err(|e| {
+                doc.at(
+                    &size,
+                    format!("invalid `limits.{name}`: {e}"),
+                    format!("write a size such as \"{write}\""),
+                )
+            })?;
+            if !(1..=max).contains(&value) {
+                return Err(doc.at(
+                    &size,
+                    format!(
+                        "`limits.{name}` must be between 1 byte and {}",
+                        format_size(max)
+                    ),
+                    format!("pick a size such as \"{pick}\""),
+                ));
+            }
+            *slot = value;
         }
-        limits.disk = value;
     }
     for (raw, name, max, slot) in [
         (raw.files, "files", MAX_FILES, &mut limits.files),

@@ -130,6 +130,7 @@ pub fn plan(
         limits.disk = limits.disk.min(parent.limits.disk);
         limits.files = limits.files.min(parent.limits.files);
         limits.open_files = limits.open_files.min(parent.limits.open_files);
+        limits.result = limits.result.min(parent.limits.result);
     }
     let within = request.parent.as_ref().and_then(|p| p.grant.clone());
     let sandbox = match within {

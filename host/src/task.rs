@@ -70,6 +70,11 @@ pub enum ErrorKind {
     Failed,
     /// The host stopped before the task ended.
     Interrupted,
+    /// The task ran into a host limit that ends it (`limits.result`, …).
+    Limit,
+    /// The subagent's result is not one the host can keep as given: its
+    /// `data` is not JSON, or nests too deep.
+    InvalidResult,
     /// Something went wrong in the host itself.
     Internal,
 }
@@ -87,6 +92,8 @@ impl ErrorKind {
             ErrorKind::InvalidInput => "invalid-input",
             ErrorKind::Failed => "failed",
             ErrorKind::Interrupted => "interrupted",
+            ErrorKind::Limit => "limit",
+            ErrorKind::InvalidResult => "invalid-result",
             ErrorKind::Internal => "internal",
         }
     }

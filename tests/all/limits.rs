@@ -164,3 +164,48 @@ async fn limits_of_one_task_do_not_touch_another_running_beside_it() {
     assert_eq!(stuck.status, TaskStatus::TimedOut);
     assert_eq!(fine.status, TaskStatus::Completed, "{fine:#?}");
 }
+
+/// `limits.result` bounds what a task returns (summary and data): past it
+/// the task fails with `limit`, naming the limit; within a raised limit the
+/// same result completes. A 100 MB summary once completed and was stored.
+#[tokio::test]
+async fn a_result_past_limits_result_fails_with_limit() {
+    let result = misbehave("", "big-summary 2048").await;
+    assert_eq!(result.status, TaskStatus::Failed, "{result:#?}");
+    assert_eq!(kind(&result), ErrorKind::Limit);
+    let message = result.error.unwrap().message;
+    assert!(
+        message.contains("2 MiB, past the 1 MiB limit (limits.result)"),
+        "{message}"
+    );
+    assert!(result.summary.is_none());
+
+    let raised = misbehave("result = \"4MiB\"", "big-summary 2048").await;
+    assert_eq!(raised.status, TaskStatus::Completed, "{:?}", raised.error);
+    assert_eq!(raised.summary.unwrap().len(), 2048 * 1024);
+}
+
+/// What a task returns is what the host keeps: `data` that is not JSON, or
+/// nests past 64 levels, is refused at run time with `invalid-result`. It
+/// was once turned into a string, or (127 levels deep) accepted and then
+/// lost by the store.
+#[tokio::test]
+async fn data_that_cannot_be_kept_is_refused_at_run_time() {
+    for prompt in [
+        "deep-data 65",
+        "deep-data 127",
+        "deep-data 5000",
+        "bad-data",
+    ] {
+        let result = misbehave("", prompt).await;
+        assert_eq!(result.status, TaskStatus::Failed, "{prompt}: {result:#?}");
+        assert_eq!(kind(&result), ErrorKind::InvalidResult, "{prompt}");
+        let message = result.error.unwrap().message;
+        assert!(
+            message.starts_with("the result's data cannot be kept"),
+            "{prompt}: {message}"
+        );
+    }
+    let kept = misbehave("", "deep-data 64").await;
+    assert_eq!(kept.status, TaskStatus::Completed, "{:?}", kept.error);
+}

@@ -174,11 +174,14 @@ fn kill_9_mid_batch_loses_nothing_and_marks_in_flight_tasks_interrupted() {
         "{:?}",
         tasks.iter().map(|t| t.status).collect::<Vec<_>>()
     );
+    // A listing reads no results; each task's own record has it.
     for task in &completed {
+        let task = store.task(&task.id).unwrap();
         let result = task.result.as_ref().expect("finished results stay intact");
         assert_eq!(result.summary.as_deref(), Some("ok"));
     }
     for task in &interrupted {
+        let task = store.task(&task.id).unwrap();
         let error = task.result.as_ref().unwrap().error.as_ref().unwrap();
         assert_eq!(error.kind, ErrorKind::Interrupted);
         assert!(
@@ -421,12 +424,14 @@ fn several_processes_write_one_store_at_once() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let tasks = env.store().tasks(&TaskQuery::default()).unwrap();
+    let store = env.store();
+    let tasks = store.tasks(&TaskQuery::default()).unwrap();
     assert_eq!(tasks.len(), 60);
     assert!(
         tasks
             .iter()
-            .all(|t| t.status == TaskStatus::Completed && t.result.is_some())
+            .all(|t| t.status == TaskStatus::Completed
+                && store.task(&t.id).unwrap().result.is_some())
     );
 }
 
@@ -517,4 +522,39 @@ fn batch_refuses_an_unservable_model_before_running_anything() {
     );
     let tasks = env.store().tasks(&TaskQuery::default()).unwrap();
     assert!(tasks.is_empty(), "tasks ran: {tasks:?}");
+}
+
+/// The store gives back what a run returned: data 64 levels deep (the most a
+/// task may return) reads back from `show --json` as it was, and a listing
+/// carries no results (`show` has each whole).
+#[test]
+fn deep_data_reads_back_as_returned_and_listings_carry_no_results() {
+    let env = Env::new();
+    let out = env.cli(&[
+        "run",
+        path_str(&env.bundle("misbehave")),
+        "deep-data 64",
+        "--workspace",
+        path_str(&env.workspace()),
+        "--json",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let ran: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let id = ran["task_id"].as_str().unwrap();
+    let expected = format!("{}{}", "[".repeat(64), "]".repeat(64));
+    assert_eq!(ran["data"].to_string(), expected);
+
+    let show = env.cli(&["show", id, "--json"]);
+    assert_eq!(code(&show), 0, "{}", stderr(&show));
+    let shown: serde_json::Value = serde_json::from_str(&stdout(&show)).unwrap();
+    assert_eq!(
+        shown["task"]["result"]["data"].to_string(),
+        expected,
+        "{shown}"
+    );
+
+    let list = env.cli(&["tasks", "--json"]);
+    let listed: serde_json::Value = serde_json::from_str(stdout(&list).trim()).unwrap();
+    assert_eq!(listed["id"], id);
+    assert!(listed["result"].is_null(), "{listed}");
 }

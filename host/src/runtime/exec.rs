@@ -369,6 +369,71 @@ fn summarize_output(output: &OutputLog, limits: &Limits) -> OutputSummary {
     }
 }
 
+/// How deep a result's `data` may nest: what the store can give back as it
+/// was returned (its JSON reader allows 128 levels, with the result around it).
+pub const MAX_DATA_DEPTH: usize = 64;
+
+/// The result a subagent returned, if the host can keep it as given: within
+/// `limits.result`, and with `data` that is JSON nesting at most
+/// [`MAX_DATA_DEPTH`] levels. What the host refuses here it refuses at run
+/// time, with the reason; it never keeps something else in its place.
+fn accept_result(outcome: wit::Outcome, limits: &Limits) -> Result<TaskResult, TaskError> {
+    let size = outcome.summary.len() as u64 + outcome.data.as_ref().map_or(0, |d| d.len() as u64);
+    if size > limits.result {
+        return Err(TaskError::new(
+            ErrorKind::Limit,
+            format!(
+                "the result is {}, past the {} limit (limits.result): return less (write the rest to a file), or raise `limits.result`",
+                format_size(size),
+                format_size(limits.result)
+            ),
+        ));
+    }
+    let data = match outcome.data {
+        None => None,
+        Some(text) => {
+            let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                let why = if e.to_string().contains("recursion limit") {
+                    format!("it nests deeper than {MAX_DATA_DEPTH} levels")
+                } else {
+                    format!("it is not JSON ({e})")
+                };
+                TaskError::new(
+                    ErrorKind::InvalidResult,
+                    format!("the result's data cannot be kept: {why}; return a JSON document, or put text in the summary"),
+                )
+            })?;
+            let depth = json_depth(&value);
+            if depth > MAX_DATA_DEPTH {
+                return Err(TaskError::new(
+                    ErrorKind::InvalidResult,
+                    format!(
+                        "the result's data cannot be kept: it nests {depth} levels deep, past {MAX_DATA_DEPTH}; flatten it"
+                    ),
+                ));
+            }
+            Some(value)
+        }
+    };
+    Ok(TaskResult::completed(outcome.summary, data))
+}
+
+/// How many arrays and objects deep `value` nests (a scalar is 0).
+fn json_depth(value: &serde_json::Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(value, 0usize)];
+    while let Some((value, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &serde_json::Value>> = match value {
+            serde_json::Value::Array(items) => Box::new(items.iter()),
+            serde_json::Value::Object(map) => Box::new(map.values()),
+            _ => continue,
+        };
+        deepest = deepest.max(depth + 1);
+        stack.extend(children.map(|child| (child, depth + 1)));
+    }
+    deepest
+}
+
 fn classify(
     ending: Ending,
     control: &TaskControl,
@@ -395,12 +460,10 @@ fn classify(
     match ending {
         Ending::Deadline => timed_out(),
         Ending::Interrupted => interrupted(),
-        Ending::Returned(Ok(Ok(outcome))) => {
-            let data = outcome
-                .data
-                .map(|text| serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)));
-            TaskResult::completed(outcome.summary, data)
-        }
+        Ending::Returned(Ok(Ok(outcome))) => match accept_result(outcome, limits) {
+            Ok(result) => result,
+            Err(error) => TaskResult::failure(error),
+        },
         Ending::Returned(Ok(Err(err))) => TaskResult::failure(match err {
             wit::RunError::InvalidInput(message) => {
                 TaskError::new(ErrorKind::InvalidInput, message)

@@ -77,6 +77,8 @@ pub struct TaskRecord {
     pub request: serde_json::Value,
     /// Effective permissions.
     pub permissions: serde_json::Value,
+    /// The result, once the task has ended. Listings ([`Store::tasks`])
+    /// never read results and leave this `None`; [`Store::task`] fills it.
     pub result: Option<TaskResult>,
     pub created_at_ms: u64,
     pub started_at_ms: Option<u64>,
@@ -312,7 +314,7 @@ fn prune_on(tx: &rusqlite::Transaction<'_>, cutoff: u64) -> rusqlite::Result<usi
             .collect::<Result<_, _>>()?
     };
     for id in &ids {
-        for table in ["events", "output", "control"] {
+        for table in ["events", "output", "control", "results"] {
             tx.execute(
                 &format!("DELETE FROM {table} WHERE task_id = ?1"),
                 params![id],
@@ -622,13 +624,33 @@ impl Store {
     /// [`StoreError::NotFound`], or SQL errors.
     pub fn task(&self, id: &str) -> Result<TaskRecord, StoreError> {
         let conn = self.conn()?;
-        conn.query_row(
-            &format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"),
-            params![id],
-            task_from_row,
-        )
-        .optional()?
-        .ok_or_else(|| StoreError::NotFound(id.to_owned()))
+        let mut task = conn
+            .query_row(
+                &format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"),
+                params![id],
+                task_from_row,
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+        let body: Option<String> = conn
+            .query_row(
+                "SELECT body FROM results WHERE task_id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        // What a run returned is what comes back: a result the store holds
+        // but cannot read is damage, said as such, never a missing result.
+        task.result = match body {
+            None => None,
+            Some(body) => Some(
+                serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
+                    path: self.path.clone(),
+                    detail: format!("the result of task {id} does not parse: {e}"),
+                })?,
+            ),
+        };
+        Ok(task)
     }
 
     /// A task's events with `seq >= from`, in order.
@@ -777,7 +799,7 @@ impl Store {
     }
 }
 
-const TASK_COLUMNS: &str = "id, subagent, description, status, parent_id, depth, key, model, workspace, request, permissions, result, created_at_ms, started_at_ms, ended_at_ms, owner";
+const TASK_COLUMNS: &str = "id, subagent, description, status, parent_id, depth, key, model, workspace, request, permissions, created_at_ms, started_at_ms, ended_at_ms, owner";
 
 fn task_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TaskRecord> {
     let json = |i: usize| -> rusqlite::Result<serde_json::Value> {
@@ -785,7 +807,6 @@ fn task_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TaskRecord> {
         Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
     };
     let status: String = r.get(3)?;
-    let result: Option<String> = r.get(11)?;
     Ok(TaskRecord {
         id: r.get(0)?,
         subagent: r.get(1)?,
@@ -799,11 +820,11 @@ fn task_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TaskRecord> {
         workspace: r.get(8)?,
         request: json(9)?,
         permissions: json(10)?,
-        result: result.and_then(|r| serde_json::from_str(&r).ok()),
-        created_at_ms: r.get(12)?,
-        started_at_ms: r.get(13)?,
-        ended_at_ms: r.get(14)?,
-        owner: r.get(15)?,
+        result: None,
+        created_at_ms: r.get(11)?,
+        started_at_ms: r.get(12)?,
+        ended_at_ms: r.get(13)?,
+        owner: r.get(14)?,
     })
 }
 
@@ -848,7 +869,7 @@ fn apply(tx: &rusqlite::Transaction<'_>, write: &Write) -> rusqlite::Result<()> 
             }
         }
         Write::Result { id, json } => {
-            tx.prepare_cached("UPDATE tasks SET result = ?2 WHERE id = ?1")?
+            tx.prepare_cached("INSERT OR REPLACE INTO results (task_id, body) VALUES (?1, ?2)")?
                 .execute(params![id, json])?;
         }
         Write::Output { id, offset, bytes } => {

@@ -63,6 +63,14 @@ const MIGRATIONS: &[&str] = &[
         started_at_ms   INTEGER NOT NULL,
         heartbeat_at_ms INTEGER NOT NULL
     );",
+    // 1 -> 2: results move to a table of their own, so a listing of tasks
+    // never reads one (a result may be megabytes).
+    "CREATE TABLE results (
+        task_id TEXT PRIMARY KEY,
+        body    TEXT NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO results (task_id, body) SELECT id, result FROM tasks WHERE result IS NOT NULL;
+    ALTER TABLE tasks DROP COLUMN result;",
 ];
 
 /// The schema version this build writes.

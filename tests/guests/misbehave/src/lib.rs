@@ -1,7 +1,9 @@
 //! Misbehaves as the prompt says, to test the limits: `loop`, `membomb`,
 //! `flood`, `trap`, `stackoverflow`, `deep-recursion`, `panic`, `fail`, `invalid`, `ok`,
 //! `print N` (prints N bytes then succeeds), `drip N` (prints N lines, 20 ms apart), `grow N` (allocates N MiB then
-//! succeeds), `spin-ms N` (busy for N ms ignoring cancel, then succeeds).
+//! succeeds), `spin-ms N` (busy for N ms ignoring cancel, then succeeds),
+//! `big-summary N` (a summary of N KiB), `deep-data N` (data nested N arrays
+//! deep), `bad-data` (data that is not JSON).
 use std::hint::black_box;
 use subagent_sdk::{Outcome, RunError, Subagent, Task};
 
@@ -98,6 +100,18 @@ impl Subagent for Misbehave {
                 Ok(Outcome::summary(format!("dripped {n}")))
             }
             "ok" => Ok(Outcome::summary("fine").with_data(serde_json::json!({"ok": true}))),
+            "big-summary" => Ok(Outcome::summary("x".repeat(arg(prompt) as usize * 1024))),
+            "deep-data" => {
+                let n = arg(prompt) as usize;
+                Ok(Outcome {
+                    summary: format!("{n} deep"),
+                    data: Some(format!("{}{}", "[".repeat(n), "]".repeat(n))),
+                })
+            }
+            "bad-data" => Ok(Outcome {
+                summary: "data that is not JSON".into(),
+                data: Some("{not json".into()),
+            }),
             other => Err(RunError::invalid(format!("unknown behaviour `{other}`"))),
         }
     }
