@@ -754,3 +754,36 @@ fn a_large_batch_ends_even_when_its_event_stream_lags() {
     assert_eq!(summary["total"], 3000);
     assert_eq!(summary["counts"]["completed"], 3000, "{summary}");
 }
+
+/// A manifest's text is shown, never obeyed: `validate` and `list` make the
+/// control characters of a description visible.
+#[test]
+fn manifest_text_is_shown_on_a_terminal_never_obeyed() {
+    let registry = tempfile::tempdir().unwrap();
+    let dir = registry.path().join("sneaky");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("subagent.toml"),
+        format!(
+            "name = \"sneaky\"\ndescription = \"\\u001b]0;pwned\\u0007\\u001b[2Jlooks\\rfine\"\ncomponent = {:?}\n",
+            guest("noop").display().to_string()
+        ),
+    )
+    .unwrap();
+    for args in [
+        vec!["validate", path(&dir)],
+        vec!["--agents", path(registry.path()), "list"],
+    ] {
+        let out = subagent(&args);
+        assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+        let text = stdout(&out);
+        assert!(
+            !text.contains(['\u{1b}', '\u{7}', '\r']),
+            "{args:?}: {text:?}"
+        );
+        assert!(
+            text.contains(r"\x1b]0;pwned\x07\x1b[2Jlooks\rfine"),
+            "{args:?}: {text}"
+        );
+    }
+}

@@ -558,3 +558,77 @@ fn deep_data_reads_back_as_returned_and_listings_carry_no_results() {
     assert_eq!(listed["id"], id);
     assert!(listed["result"].is_null(), "{listed}");
 }
+
+/// Bytes a terminal would act on: ESC, BEL, a bare CR, the C1 CSI.
+fn acts_on_a_terminal(text: &str) -> bool {
+    text.chars()
+        .any(|c| c == '\u{1b}' || c == '\u{7}' || c == '\r' || c == '\u{9b}')
+}
+
+/// Text from a guest reaches a terminal shown, never obeyed: `run`, `show`,
+/// `logs`, `batch` and `tasks` make control characters visible in what they
+/// print for people (stdout and stderr), `--json` keeps the text exactly (as
+/// JSON escapes), and `logs --raw` gives the output's exact bytes. Title
+/// changes, screen clears and clipboard writes once went through raw.
+#[test]
+fn guest_text_is_shown_on_a_terminal_never_obeyed() {
+    let env = Env::new();
+    let ws = path_str(&env.workspace()).to_owned();
+    let misbehave = path_str(&env.bundle("misbehave")).to_owned();
+    let run = env.cli(&["run", &misbehave, "ansi", "--workspace", &ws]);
+    assert_eq!(code(&run), 0, "{}", stderr(&run));
+    let fail = env.cli(&["run", &misbehave, "ansi-fail", "--workspace", &ws]);
+    assert_eq!(code(&fail), 1, "{}", stderr(&fail));
+    for out in [&run, &fail] {
+        let (text, err) = (stdout(out), stderr(out));
+        assert!(!acts_on_a_terminal(&text), "{text:?}");
+        assert!(!acts_on_a_terminal(&err), "{err:?}");
+        assert!(text.contains(r"\x1b]0;pwned\x07\x1b[2J"), "{text}");
+    }
+    assert!(
+        stdout(&run).contains(r"red\rCR\u{9b}31m"),
+        "{}",
+        stdout(&run)
+    );
+
+    let json = env.cli(&["run", &misbehave, "ansi", "--workspace", &ws, "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    let exact = "\u{1b}]0;pwned\u{7}\u{1b}[2J\u{1b}]52;c;cHduZWQ=\u{7}\u{1b}[31mred\rCR\u{9b}31m";
+    assert_eq!(report["summary"], exact);
+    assert_eq!(report["data"]["text"], exact);
+    let id = report["task_id"].as_str().unwrap().to_owned();
+
+    for args in [
+        vec!["show", id.as_str()],
+        vec!["logs", id.as_str()],
+        vec!["tasks"],
+    ] {
+        let out = env.cli(&args);
+        assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+        assert!(
+            !acts_on_a_terminal(&stdout(&out)),
+            "{args:?}: {:?}",
+            stdout(&out)
+        );
+        assert!(
+            !acts_on_a_terminal(&stderr(&out)),
+            "{args:?}: {:?}",
+            stderr(&out)
+        );
+    }
+    let logs = env.cli(&["logs", &id]);
+    assert!(stdout(&logs).contains(r"\x1b[2J"), "{}", stdout(&logs));
+    let raw = env.cli(&["logs", &id, "--raw"]);
+    assert_eq!(stdout(&raw), format!("{exact}\n"));
+
+    let batch = env.dir.path().join("ansi.jsonl");
+    std::fs::write(
+        &batch,
+        format!("{{\"subagent\": {misbehave:?}, \"prompt\": \"ansi-fail\"}}\n"),
+    )
+    .unwrap();
+    let out = env.cli(&["batch", path_str(&batch), "--workspace", &ws]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(!acts_on_a_terminal(&stdout(&out)), "{:?}", stdout(&out));
+    assert!(!acts_on_a_terminal(&stderr(&out)), "{:?}", stderr(&out));
+}

@@ -401,7 +401,7 @@ impl View {
                         .get(&event.task_id)
                         .map(|s| s.subagent)
                         .unwrap_or_default();
-                    eprintln!("{} {} {name} {status}", mark(*status), event.task_id);
+                    errln!("{} {} {name} {status}", mark(*status), event.task_id);
                 }
             }
             View::Live {
@@ -435,7 +435,7 @@ impl View {
                     }
                     EventKind::Progress { progress } => {
                         if let Some(bar) = running.get(&event.task_id) {
-                            bar.set_message(progress.to_string());
+                            bar.set_message(super::visible(&progress.to_string()).into_owned());
                         }
                     }
                     EventKind::Terminal { status, .. } => {
@@ -458,7 +458,7 @@ impl View {
 
     fn lagged(&self, missed: u64) {
         if !matches!(self, View::Json) {
-            eprintln!("(the view fell behind and skipped {missed} events)");
+            errln!("(the view fell behind and skipped {missed} events)");
         }
     }
 

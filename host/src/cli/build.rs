@@ -23,7 +23,7 @@ pub fn run(args: BuildArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let bundle = global.bundle(&args.bundle, &workspace)?;
     let manifest = &bundle.manifest;
     if manifest.build_command.is_none() {
-        eprintln!(
+        errln!(
             "subagent `{}` has no [build] command; checking its component as it is",
             manifest.name
         );

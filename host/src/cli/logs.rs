@@ -1,7 +1,6 @@
 //! `subagent logs`: a task's output (stdout) and events (stderr), from the
 //! store, optionally following until the task ends.
 
-use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -21,6 +20,10 @@ pub struct LogsArgs {
     /// Start at this byte offset of the output
     #[arg(long, value_name = "OFFSET", default_value_t = 0)]
     since: u64,
+    /// Write the output's bytes exactly as the task wrote them; without it,
+    /// control characters are made visible, never sent to the terminal
+    #[arg(long)]
+    raw: bool,
 }
 
 const POLL: Duration = Duration::from_millis(100);
@@ -32,6 +35,8 @@ pub fn run(args: LogsArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let mut offset = args.since;
     let mut next_seq = 0;
     let mut out = std::io::stdout().lock();
+    // Bytes of a character split across chunks, kept for the next one.
+    let mut partial: Vec<u8> = Vec::new();
     loop {
         // Events first: a terminal event means all output is already stored.
         let events = store.events(&args.id, next_seq)?;
@@ -39,13 +44,13 @@ pub fn run(args: LogsArgs, global: &Global) -> anyhow::Result<ExitCode> {
         for event in &events {
             next_seq = event.seq + 1;
             match &event.kind {
-                EventKind::Progress { progress } => eprintln!("[{}] {progress}", args.id),
+                EventKind::Progress { progress } => errln!("[{}] {progress}", args.id),
                 EventKind::Log { level, message } => {
-                    eprintln!("[{}] {}: {message}", args.id, level.as_str())
+                    errln!("[{}] {}: {message}", args.id, level.as_str())
                 }
                 EventKind::Terminal { status, error } => match error {
-                    Some(error) => eprintln!("[{}] {status}: {}", args.id, error.message),
-                    None => eprintln!("[{}] {status}", args.id),
+                    Some(error) => errln!("[{}] {status}: {}", args.id, error.message),
+                    None => errln!("[{}] {status}", args.id),
                 },
                 _ => {}
             }
@@ -56,16 +61,45 @@ pub fn run(args: LogsArgs, global: &Global) -> anyhow::Result<ExitCode> {
                 break;
             }
             offset += bytes.len() as u64;
-            if let Err(err) = out.write_all(&bytes).and_then(|()| out.flush()) {
-                if err.kind() == std::io::ErrorKind::BrokenPipe {
-                    return Ok(ExitCode::SUCCESS);
-                }
-                return Err(err.into());
+            if args.raw {
+                super::write_raw(&mut out, &bytes, false);
+            } else {
+                partial.extend_from_slice(&bytes);
+                let text = shown_text(&mut partial);
+                super::write_raw(&mut out, super::visible(&text).as_bytes(), false);
             }
         }
         if ended || !args.follow {
+            if !partial.is_empty() {
+                let text = String::from_utf8_lossy(&partial).into_owned();
+                super::write_raw(&mut out, super::visible(&text).as_bytes(), false);
+            }
             return Ok(ExitCode::SUCCESS);
         }
         std::thread::sleep(POLL);
     }
+}
+
+/// The text of `bytes` up to a character cut off at their end, which stays
+/// in `bytes` for the next chunk; invalid UTF-8 is shown as U+FFFD.
+fn shown_text(bytes: &mut Vec<u8>) -> String {
+    let keep = match std::str::from_utf8(bytes) {
+        Ok(_) => 0,
+        // Incomplete at the end: wait for the rest of the character.
+        Err(e) if e.error_len().is_none() => bytes.len() - e.valid_up_to(),
+        Err(_) => {
+            // Invalid somewhere: decode what can be, keeping a cut-off tail.
+            let tail = bytes.len().saturating_sub(3);
+            (tail..bytes.len())
+                .find(|&i| {
+                    std::str::from_utf8(&bytes[i..])
+                        .is_err_and(|e| e.error_len().is_none() && e.valid_up_to() == 0)
+                })
+                .map_or(0, |i| bytes.len() - i)
+        }
+    };
+    let rest = bytes.split_off(bytes.len() - keep);
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    *bytes = rest;
+    text
 }

@@ -4,9 +4,17 @@
 
 /// `println!` for command output: a closed stdout (`subagent tasks | head`)
 /// ends the process quietly with exit code 0.
+/// A line of human output on stdout, control characters made visible.
 macro_rules! outln {
     ($($arg:tt)*) => {
         $crate::cli::write_line(format_args!($($arg)*))
+    };
+}
+
+/// A line on stderr, control characters made visible.
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::cli::write_err_line(format_args!($($arg)*))
     };
 }
 
@@ -201,35 +209,87 @@ pub fn main() -> ExitCode {
 /// returns it from `source()`) adds nothing.
 fn report(err: &anyhow::Error) {
     let mut shown = err.to_string();
-    eprintln!("error: {shown}");
+    errln!("error: {shown}");
     for cause in err.chain().skip(1) {
         let text = cause.to_string();
         if !shown.contains(&text) {
-            eprintln!("  caused by: {text}");
+            errln!("  caused by: {text}");
             shown.push_str(&text);
         }
     }
 }
 
-/// Print `value` as one line of JSON on stdout.
+/// Print `value` as one line of JSON on stdout, exactly (JSON escapes the
+/// control characters a terminal would act on).
 fn print_json(value: &impl serde::Serialize) {
-    outln!(
-        "{}",
-        serde_json::to_string(value).expect("report types serialize")
+    let json = serde_json::to_string(value).expect("report types serialize");
+    write_raw(&mut std::io::stdout().lock(), json.as_bytes(), true);
+}
+
+/// Write one line of human output to stdout. Text from guests and
+/// manifests is shown, never obeyed: control characters are made visible
+/// (see [`visible`]). A broken pipe ends the process with exit code 0.
+pub(crate) fn write_line(args: std::fmt::Arguments<'_>) {
+    let text = args.to_string();
+    write_raw(
+        &mut std::io::stdout().lock(),
+        visible(&text).as_bytes(),
+        true,
     );
 }
 
-/// Write one line to stdout; a broken pipe ends the process with exit code 0.
-pub(crate) fn write_line(args: std::fmt::Arguments<'_>) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    if let Err(err) = writeln!(out, "{args}") {
+/// [`write_line`] for stderr.
+pub(crate) fn write_err_line(args: std::fmt::Arguments<'_>) {
+    let text = args.to_string();
+    let mut line = visible(&text).into_owned();
+    line.push('\n');
+    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
+}
+
+/// Write `bytes` (and a newline) to `out` as they are; a broken pipe ends
+/// the process with exit code 0.
+pub(crate) fn write_raw(out: &mut impl std::io::Write, bytes: &[u8], newline: bool) {
+    let written = out.write_all(bytes).and_then(|()| {
+        if newline {
+            out.write_all(b"\n")?;
+        }
+        out.flush()
+    });
+    if let Err(err) = written {
         if err.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
         }
-        eprintln!("error: cannot write to stdout: {err}");
+        errln!("error: cannot write to stdout: {err}");
         std::process::exit(2);
     }
+}
+
+/// `text` with every character a terminal would act on made visible: C0
+/// controls but newline and tab (`\r`, `\x1b`, ...), DEL, C1 controls and
+/// the bidirectional overrides (`\u{9b}`, `\u{202e}`, ...). A guest or a
+/// manifest can then neither retitle the window, clear the screen, set the
+/// clipboard (OSC 52) nor overwrite a line with a bare carriage return.
+pub(crate) fn visible(text: &str) -> std::borrow::Cow<'_, str> {
+    fn acts(c: char) -> bool {
+        (c.is_control() && c != '\n' && c != '\t')
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    }
+    if !text.chars().any(acts) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut shown = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '\r' => shown.push_str("\\r"),
+            c if acts(c) && (c as u32) < 0x80 => {
+                shown.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if acts(c) => shown.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => shown.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(shown)
 }
 
 /// The workspace to use: `--workspace`, else the current directory.

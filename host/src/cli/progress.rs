@@ -43,11 +43,11 @@ impl Progress {
             _ => return,
         };
         match &self.spinner {
-            Some(bar) => bar.set_message(line),
+            Some(bar) => bar.set_message(super::visible(&line).into_owned()),
             None => {
                 let mut last = self.last.lock().unwrap();
                 if last.as_deref() != Some(line.as_str()) {
-                    eprintln!("[{}] {line}", self.name);
+                    errln!("[{}] {line}", self.name);
                     *last = Some(line);
                 }
             }

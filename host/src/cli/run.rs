@@ -319,7 +319,7 @@ fn background(
     while started.elapsed() < Duration::from_secs(60) {
         if store.task(&id).is_ok() {
             outln!("{id}");
-            eprintln!(
+            errln!(
                 "running in the background (pid {}); follow it with: subagent logs --follow {id}",
                 child.id()
             );

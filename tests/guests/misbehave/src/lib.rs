@@ -3,11 +3,17 @@
 //! `print N` (prints N bytes then succeeds), `drip N` (prints N lines, 20 ms apart), `grow N` (allocates N MiB then
 //! succeeds), `spin-ms N` (busy for N ms ignoring cancel, then succeeds),
 //! `big-summary N` (a summary of N KiB), `deep-data N` (data nested N arrays
-//! deep), `bad-data` (data that is not JSON).
+//! deep), `bad-data` (data that is not JSON), `ansi` (terminal control
+//! sequences in its output, a log line, its summary and its data), `ansi-fail`
+//! (the same as its error).
 use std::hint::black_box;
 use subagent_sdk::{Outcome, RunError, Subagent, Task};
 
 struct Misbehave;
+
+/// A window title, a screen clear, a clipboard write (OSC 52), colour, a
+/// bare carriage return and a C1 CSI: what a guest must never do to a terminal.
+const ANSI: &str = "\u{1b}]0;pwned\u{7}\u{1b}[2J\u{1b}]52;c;cHduZWQ=\u{7}\u{1b}[31mred\rCR\u{9b}31m";
 
 fn arg(prompt: &str) -> u64 {
     prompt
@@ -108,6 +114,12 @@ impl Subagent for Misbehave {
                     data: Some(format!("{}{}", "[".repeat(n), "]".repeat(n))),
                 })
             }
+            "ansi" => {
+                println!("{ANSI}");
+                subagent_sdk::log::info(ANSI);
+                Ok(Outcome::summary(ANSI).with_data(serde_json::json!({ "text": ANSI })))
+            }
+            "ansi-fail" => Err(RunError::failed(ANSI)),
             "bad-data" => Ok(Outcome {
                 summary: "data that is not JSON".into(),
                 data: Some("{not json".into()),
