@@ -787,3 +787,88 @@ fn manifest_text_is_shown_on_a_terminal_never_obeyed() {
         );
     }
 }
+
+/// The smaller refusals: each once went through, or said the wrong thing.
+#[test]
+fn refusals_say_what_is_wrong_before_anything_runs() {
+    let fixture = Fixture::new();
+    let dir = tempfile::tempdir().unwrap();
+    let bundle_with = |name: &str, extra: &str| {
+        let bundle = dir.path().join(name);
+        std::fs::create_dir_all(&bundle).unwrap();
+        std::fs::write(
+            bundle.join("subagent.toml"),
+            format!(
+                "name = \"{name}\"\ndescription = \"d\"\ncomponent = {:?}\n{extra}",
+                guest("noop").display().to_string()
+            ),
+        )
+        .unwrap();
+        bundle
+    };
+    // A subagent that calls a model, with no model to call: refused at
+    // launch (it once failed at its first model call).
+    let modeled = bundle_with("modeled", "tools = [\"model\"]\n");
+    let out = subagent(&[
+        "run",
+        path(&modeled),
+        "x",
+        "--workspace",
+        path(&fixture.workspace),
+    ]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("subagent `modeled` has no model to use")
+            && stderr(&out).contains("default_model"),
+        "{}",
+        stderr(&out)
+    );
+
+    // `validate` says a writable workspace is writable.
+    let writer = bundle_with("writer", "permission_mode = \"default\"\n");
+    let out = subagent(&[
+        "validate",
+        path(&writer),
+        "--workspace",
+        path(&fixture.workspace),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("(writable at /workspace)"),
+        "{}",
+        stdout(&out)
+    );
+    let out = subagent(&[
+        "validate",
+        path(&modeled),
+        "--workspace",
+        path(&fixture.workspace),
+    ]);
+    assert!(
+        stdout(&out).contains("(read-only at /workspace)"),
+        "{}",
+        stdout(&out)
+    );
+
+    // `/` as the workspace of a task that may write is refused; read-only it runs.
+    let out = subagent(&["run", path(&writer), "x", "--workspace", "/"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the workspace is `/`") && stderr(&out).contains("--readonly"),
+        "{}",
+        stderr(&out)
+    );
+    let out = subagent(&["run", path(&writer), "x", "--workspace", "/", "--readonly"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+
+    // A store path that is a directory is said to be one.
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(state.join("tasks.db")).unwrap();
+    let out = subagent(&["--state-dir", path(&state), "tasks"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("is a directory, not a database file"),
+        "{}",
+        stderr(&out)
+    );
+}

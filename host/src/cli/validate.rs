@@ -71,12 +71,12 @@ pub fn run(args: ValidateArgs, global: &Global) -> anyhow::Result<ExitCode> {
     };
     // An alias the host config lacks is this machine's problem, not the
     // bundle's: say it, as a launch would refuse it, without failing.
-    let model_problem = prepared.model_problem().map(|problem| {
-        format!(
-            "model `{}`: {problem}; a run here would be refused",
-            prepared.model().unwrap_or_default()
-        )
-    });
+    let model_problem = prepared
+        .model_problem()
+        .map(|problem| match prepared.model() {
+            Some(model) => format!("model `{model}`: {problem}; a run here would be refused"),
+            None => format!("{problem}; a run here would be refused"),
+        });
     let report = ValidateReport {
         name: &manifest.name,
         description: &manifest.description,
@@ -118,8 +118,13 @@ pub fn run(args: ValidateArgs, global: &Global) -> anyhow::Result<ExitCode> {
         plan.permissions.mode,
         plan.permissions.writes
     );
+    let access = if *plan.sandbox.writes() == crate::sandbox::WriteSet::Workspace {
+        "writable"
+    } else {
+        "read-only"
+    };
     outln!(
-        "  workspace    {} (read-only at /workspace)",
+        "  workspace    {} ({access} at /workspace)",
         plan.sandbox.workspace().display()
     );
     outln!(

@@ -55,6 +55,8 @@ pub enum StoreError {
         found: u32,
         known: u32,
     },
+    #[error("the task store `{}` is {what}, not a database file\n  = help: move it aside, or pass another --state-dir", path.display())]
+    NotAFile { path: PathBuf, what: &'static str },
     #[error("task store error: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("no task `{0}` in the store")]
@@ -431,6 +433,16 @@ impl Store {
             source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
         })?;
         let path = state_dir.join(STORE_FILE);
+        if let Ok(meta) = std::fs::metadata(&path) {
+            if !meta.is_file() {
+                let what = if meta.is_dir() {
+                    "a directory"
+                } else {
+                    "a special file"
+                };
+                return Err(StoreError::NotAFile { path, what });
+            }
+        }
         let mut writer_conn = open_connection(&path)?;
         schema::migrate(&writer_conn, &path)?;
         recover_on(&mut writer_conn)?;

@@ -129,6 +129,14 @@ impl Preparer {
             parent: parent.map(|p| p.limits.clone()),
         };
         let plan = plan(&bundle, &request.workspace, &plan_request, false)?;
+        if plan.sandbox.workspace() == Path::new("/")
+            && *plan.sandbox.writes() != crate::sandbox::WriteSet::None
+        {
+            return Err(ManagerError::InvalidRequest(format!(
+                "the workspace is `/`: subagent `{}` could write anywhere on this machine; pass a project directory with --workspace, or run it --readonly",
+                bundle.manifest.name
+            )));
+        }
         let manifest = &bundle.manifest;
 
         // Launch override > manifest > host default; `inherit` takes the
@@ -141,9 +149,13 @@ impl Preparer {
         let mut model_problem = None;
         if uses_model {
             model = model.or_else(|| self.models.default_model().map(str::to_owned));
-            if let Some(name) = &model {
-                model_problem = self.models.check(name).err();
-            }
+            model_problem = match &model {
+                Some(name) => self.models.check(name).err(),
+                // It would fail at its first model call: refuse it now.
+                None => Some(
+                    "no model to use: the manifest names none and the host config has no `default_model`; set `model` in the manifest, pass --model, or set `default_model` in the host config".to_owned(),
+                ),
+            };
         }
         // The effective model is the concurrency key of a task that uses one.
         let key = match (&model, uses_model) {
@@ -194,11 +206,13 @@ impl Prepared {
             ));
         }
         if let Some(problem) = &self.model_problem {
-            return Err(ManagerError::InvalidRequest(format!(
-                "subagent `{}` uses model `{}`: {problem}",
-                self.bundle.manifest.name,
-                self.model.as_deref().unwrap_or_default()
-            )));
+            return Err(ManagerError::InvalidRequest(match &self.model {
+                Some(model) => format!(
+                    "subagent `{}` uses model `{model}`: {problem}",
+                    self.bundle.manifest.name
+                ),
+                None => format!("subagent `{}` has {problem}", self.bundle.manifest.name),
+            }));
         }
         Ok(())
     }
