@@ -56,6 +56,13 @@ pub enum EventKind {
     MessageRead {
         len: u64,
     },
+    /// The task emitted events faster, or more of them, than the host
+    /// keeps (see the event budget in the README): `events` of them have
+    /// been dropped so far. Said when dropping starts and at most once a
+    /// second after.
+    Dropped {
+        events: u64,
+    },
     /// The end: exactly one per task, always the last.
     Terminal {
         status: TaskStatus,
@@ -66,6 +73,18 @@ pub enum EventKind {
 impl EventKind {
     pub fn is_terminal(&self) -> bool {
         matches!(self, EventKind::Terminal { .. })
+    }
+
+    /// Whether the guest makes it happen (a log line, progress, output, a
+    /// message taken), so a flood of it is bounded; the lifecycle is not.
+    pub fn is_guest_driven(&self) -> bool {
+        matches!(
+            self,
+            EventKind::Log { .. }
+                | EventKind::Progress { .. }
+                | EventKind::Output { .. }
+                | EventKind::MessageRead { .. }
+        )
     }
 }
 

@@ -240,6 +240,9 @@ pub enum Limit {
     Files,
     /// `limits.open_files`: descriptors open at once.
     OpenFiles,
+    /// The host's event budget: logs, progress and output notices past it
+    /// were dropped (the output's bytes never are).
+    Events,
 }
 
 impl Limit {
@@ -248,6 +251,7 @@ impl Limit {
             Limit::Disk => "disk",
             Limit::Files => "files",
             Limit::OpenFiles => "open_files",
+            Limit::Events => "events",
         }
     }
 }

@@ -632,3 +632,88 @@ fn guest_text_is_shown_on_a_terminal_never_obeyed() {
     assert!(!acts_on_a_terminal(&stdout(&out)), "{:?}", stdout(&out));
     assert!(!acts_on_a_terminal(&stderr(&out)), "{:?}", stderr(&out));
 }
+
+/// Rows of `table` for task `id`, read straight from the store's file.
+fn rows(env: &Env, table: &str, id: &str) -> i64 {
+    let conn = rusqlite::Connection::open(env.state().join(STORE_FILE)).unwrap();
+    conn.query_row(
+        &format!("SELECT COUNT(*) FROM {table} WHERE task_id = ?1"),
+        [id],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+/// A guest flooding the host with log calls or tiny writes fills neither
+/// memory nor the store: past the event budget (10,000 a task, 1,000 a
+/// second) events are dropped and counted, in the stream (`dropped`) and in
+/// the result (`limits_hit`), and output is stored in chunks, every byte
+/// kept. Every log call was once a stored row, 8.5 million of them.
+#[test]
+fn event_floods_are_bounded_and_counted() {
+    let env = Env::new();
+    let ws = path_str(&env.workspace()).to_owned();
+    let misbehave = path_str(&env.bundle("misbehave")).to_owned();
+    let out = env.cli(&[
+        "run",
+        &misbehave,
+        "log-flood 200000",
+        "--workspace",
+        &ws,
+        "--json",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let id = report["task_id"].as_str().unwrap().to_owned();
+    let hit = &report["limits_hit"][0];
+    assert_eq!(hit["limit"], "events", "{report}");
+    let dropped: u64 = hit["message"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let stored = rows(&env, "events", &id);
+    assert!(stored <= 10_100, "{stored} events stored");
+    let logs = stored_events(&env, &id)
+        .iter()
+        .filter(|e| e["type"] == "log")
+        .count() as u64;
+    assert_eq!(logs + dropped, 200_000, "every log line is kept or counted");
+    let last_dropped = stored_events(&env, &id)
+        .iter()
+        .rev()
+        .find(|e| e["type"] == "dropped")
+        .map(|e| e["events"].as_u64().unwrap());
+    assert_eq!(last_dropped, Some(dropped), "the stream says how many");
+
+    let out = env.cli(&[
+        "run",
+        &misbehave,
+        "byte-flood 200000",
+        "--workspace",
+        &ws,
+        "--json",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let id = report["task_id"].as_str().unwrap().to_owned();
+    assert!(
+        rows(&env, "output", &id) < 1_000,
+        "{} output rows",
+        rows(&env, "output", &id)
+    );
+    let raw = env.cli(&["logs", &id, "--raw"]);
+    assert_eq!(stdout(&raw), "x".repeat(200_000));
+}
+
+fn stored_events(env: &Env, id: &str) -> Vec<serde_json::Value> {
+    env.store()
+        .events(id, 0)
+        .unwrap()
+        .iter()
+        .map(|e| serde_json::to_value(e).unwrap())
+        .collect()
+}

@@ -84,6 +84,9 @@ pub fn run(args: ShowArgs, global: &Global) -> anyhow::Result<ExitCode> {
             } => format!("output {stream:?} {len} bytes at {offset}").to_lowercase(),
             EventKind::MessageDelivered { len } => format!("message delivered ({len} bytes)"),
             EventKind::MessageRead { len } => format!("message read ({len} bytes)"),
+            EventKind::Dropped { events } => {
+                format!("dropped: {events} events past the event budget")
+            }
             EventKind::Terminal { status, .. } => format!("ended: {status}"),
         };
         outln!("  {:>4}  {}  {line}", event.seq, event.at_ms);

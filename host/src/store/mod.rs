@@ -190,6 +190,7 @@ impl Write {
             EventKind::Output { .. } => ("output", RowUpdate::None),
             EventKind::MessageDelivered { .. } => ("message_delivered", RowUpdate::None),
             EventKind::MessageRead { .. } => ("message_read", RowUpdate::None),
+            EventKind::Dropped { .. } => ("dropped", RowUpdate::None),
             EventKind::Terminal { status, .. } => ("terminal", RowUpdate::Ended(status.as_str())),
         };
         Write::Event(EncodedEvent {

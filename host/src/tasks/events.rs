@@ -16,6 +16,67 @@ use crate::store::{Store, Write};
 /// Events kept per task for late subscribers; older ones are dropped.
 const HISTORY: usize = 4096;
 
+/// The event budget of one task: of the events its guest makes happen
+/// (logs, progress, output notices, messages taken), at most this many are
+/// kept (recorded, stored and published) over its life...
+pub const EVENTS_KEPT: u64 = 10_000;
+/// ... at most this many a second on average ...
+pub const EVENTS_PER_SECOND: u32 = 1_000;
+/// ... with bursts of up to this many.
+const EVENTS_BURST: f64 = 2_000.0;
+
+/// Counts a task's guest-driven events against its budget.
+struct Budget {
+    kept: u64,
+    tokens: f64,
+    refilled: std::time::Instant,
+    dropped: u64,
+    /// When the last `Dropped` notice went out, and the count it gave.
+    noticed: Option<std::time::Instant>,
+    said: u64,
+}
+
+impl Budget {
+    fn new() -> Budget {
+        Budget {
+            kept: 0,
+            tokens: EVENTS_BURST,
+            refilled: std::time::Instant::now(),
+            dropped: 0,
+            noticed: None,
+            said: 0,
+        }
+    }
+
+    /// Whether one more event may be kept.
+    fn take(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        let earned = now.duration_since(self.refilled).as_secs_f64() * f64::from(EVENTS_PER_SECOND);
+        self.tokens = (self.tokens + earned).min(EVENTS_BURST);
+        self.refilled = now;
+        if self.kept >= EVENTS_KEPT || self.tokens < 1.0 {
+            self.dropped += 1;
+            return false;
+        }
+        self.tokens -= 1.0;
+        self.kept += 1;
+        true
+    }
+
+    /// Whether to say now how many were dropped: when dropping starts, then
+    /// at most once a second.
+    fn notice_due(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        let due = self
+            .noticed
+            .is_none_or(|at| now.duration_since(at) >= std::time::Duration::from_secs(1));
+        if due {
+            self.noticed = Some(now);
+        }
+        due
+    }
+}
+
 /// The event log of one task: sequence numbers, history, live subscribers.
 ///
 /// With a store, an event is recorded in the history and published only once
@@ -30,6 +91,7 @@ pub(crate) struct EventLog {
 }
 
 struct LogInner {
+    budget: Budget,
     next_seq: u64,
     history: VecDeque<TaskEvent>,
     ended: bool,
@@ -82,6 +144,7 @@ impl EventLog {
         EventLog {
             task_id,
             inner: Mutex::new(LogInner {
+                budget: Budget::new(),
                 next_seq: 0,
                 history: VecDeque::new(),
                 ended: false,
@@ -95,6 +158,11 @@ impl EventLog {
 
     pub fn task_id(&self) -> &str {
         &self.task_id
+    }
+
+    /// How many of its events the task's budget has dropped.
+    pub fn dropped(&self) -> u64 {
+        self.inner.lock().unwrap().budget.dropped
     }
 
     /// Record and publish `kind`. Nothing is recorded after the terminal event.
@@ -114,6 +182,31 @@ impl EventLog {
         let mut inner = self.inner.lock().unwrap();
         if inner.ended {
             return false;
+        }
+        let mut kind = kind;
+        let mut before = before;
+        if kind.is_guest_driven() && !inner.budget.take() {
+            // Past the budget: the event is dropped, what it carries for the
+            // store (output bytes) is not.
+            if let (Some(store), Some(write)) = (&self.store, before.take()) {
+                store.write(write, None);
+            }
+            if !inner.budget.notice_due() {
+                return false;
+            }
+            kind = EventKind::Dropped {
+                events: inner.budget.dropped,
+            };
+        }
+        if kind.is_terminal() && inner.budget.dropped > inner.budget.said {
+            // The last word on what was dropped, just before the end.
+            let dropped = inner.budget.dropped;
+            drop(inner);
+            self.emit_then(EventKind::Dropped { events: dropped }, None, None);
+            inner = self.inner.lock().unwrap();
+        }
+        if let EventKind::Dropped { events } = kind {
+            inner.budget.said = events;
         }
         inner.ended = kind.is_terminal();
         let event = TaskEvent {

@@ -65,6 +65,17 @@ impl Inner {
                 "the host shut down before the task ended",
             ));
         }
+        let dropped = entry.shared.events.dropped();
+        if dropped > 0 {
+            result.limits_hit.push(crate::task::LimitHit {
+                limit: crate::task::Limit::Events,
+                message: format!(
+                    "{dropped} events (log lines, progress, output notices) were dropped past the event budget of {} a task, {} a second; every byte of output was kept",
+                    events::EVENTS_KEPT,
+                    events::EVENTS_PER_SECOND,
+                ),
+            });
+        }
         let was = entry.status;
         entry.status = result.status;
         entry.ended_at_ms = Some(now_ms());

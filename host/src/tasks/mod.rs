@@ -174,6 +174,8 @@ struct State {
 struct Shared {
     control: Arc<TaskControl>,
     events: Arc<EventLog>,
+    /// The running task's sink of events and output.
+    observer: Arc<Observer>,
     output: OutputLog,
     /// The result, once its terminal event is committed and published.
     done: watch::Sender<Option<Arc<TaskResult>>>,
@@ -242,30 +244,94 @@ impl Entry {
 /// Reports a running task's events and output into its event log.
 /// The one sink of a running task: what the guest does (progress, logs,
 /// messages read) and the output it writes become its events.
-struct Observer(Arc<EventLog>);
-
-impl RunObserver for Observer {
-    fn event(&self, event: EventKind) {
-        self.0.emit(event);
-    }
+///
+/// Output is gathered into chunks (one event and one stored row each) of up
+/// to [`OUTPUT_CHUNK`] bytes or [`OUTPUT_LINGER`] of time, so a guest writing
+/// a byte at a time makes a few rows, not millions; [`Observer::flush`]
+/// sends what is gathered (the task manager does every 100 ms while the
+/// task runs, and once when it ends).
+struct Observer {
+    events: Arc<EventLog>,
+    pending: Mutex<Pending>,
 }
 
-impl OutputSink for Observer {
-    fn output(&self, stream: StreamKind, offset: u64, bytes: &[u8]) {
-        let chunk = Write::Output {
-            id: self.0.task_id().to_owned(),
-            offset,
-            bytes: bytes.to_vec(),
+/// Output gathered but not yet sent.
+#[derive(Default)]
+struct Pending {
+    stream: Option<StreamKind>,
+    offset: u64,
+    bytes: Vec<u8>,
+    since: Option<Instant>,
+}
+
+/// The largest output chunk.
+const OUTPUT_CHUNK: usize = 64 * 1024;
+/// The longest output waits to be sent while more keeps coming.
+const OUTPUT_LINGER: Duration = Duration::from_millis(20);
+
+impl Observer {
+    fn new(events: Arc<EventLog>) -> Observer {
+        Observer {
+            events,
+            pending: Mutex::default(),
+        }
+    }
+
+    /// Send the output gathered so far.
+    fn flush(&self) {
+        let mut pending = self.pending.lock().unwrap();
+        self.send(&mut pending);
+    }
+
+    fn send(&self, pending: &mut Pending) {
+        let Some(stream) = pending.stream.take() else {
+            return;
         };
-        self.0.emit_then(
+        let bytes = std::mem::take(&mut pending.bytes);
+        pending.since = None;
+        let chunk = Write::Output {
+            id: self.events.task_id().to_owned(),
+            offset: pending.offset,
+            bytes: bytes.clone(),
+        };
+        self.events.emit_then(
             EventKind::Output {
                 stream,
-                offset,
+                offset: pending.offset,
                 len: bytes.len() as u64,
             },
             Some(chunk),
             None,
         );
+    }
+}
+
+impl RunObserver for Observer {
+    fn event(&self, event: EventKind) {
+        // What was written comes before what is said after it.
+        self.flush();
+        self.events.emit(event);
+    }
+}
+
+impl OutputSink for Observer {
+    fn output(&self, stream: StreamKind, offset: u64, bytes: &[u8]) {
+        let mut pending = self.pending.lock().unwrap();
+        let follows =
+            pending.stream == Some(stream) && pending.offset + pending.bytes.len() as u64 == offset;
+        if !follows {
+            self.send(&mut pending);
+        }
+        if pending.stream.is_none() {
+            pending.stream = Some(stream);
+            pending.offset = offset;
+            pending.since = Some(Instant::now());
+        }
+        pending.bytes.extend_from_slice(bytes);
+        let lingered = pending.since.is_some_and(|t| t.elapsed() >= OUTPUT_LINGER);
+        if pending.bytes.len() >= OUTPUT_CHUNK || lingered {
+            self.send(&mut pending);
+        }
     }
 }
 
@@ -559,11 +625,13 @@ impl Inner {
             self.config.event_buffer,
             self.store.clone(),
         ));
-        let output = OutputLog::new(plan.limits.output, Some(Arc::new(Observer(events.clone()))));
+        let observer = Arc::new(Observer::new(events.clone()));
+        let output = OutputLog::new(plan.limits.output, Some(observer.clone()));
         let (done, _) = watch::channel(None);
         let shared = Arc::new(Shared {
             control: TaskControl::new(),
             events,
+            observer,
             output: output.clone(),
             done,
             reported: Mutex::new(TaskStatus::Queued),
@@ -758,15 +826,33 @@ impl Inner {
             let this = self.this.clone();
             let runtime = self.runtime.clone();
             self.handle.spawn(async move {
-                let observer = Arc::new(Observer(shared.events.clone()));
-                let result = runtime
-                    .run(
-                        &start.component,
-                        start.spec,
-                        shared.control.clone(),
-                        observer,
-                    )
-                    .await;
+                let observer = shared.observer.clone();
+                let run = runtime.run(
+                    &start.component,
+                    start.spec,
+                    shared.control.clone(),
+                    observer.clone(),
+                );
+                tokio::pin!(run);
+                // Most tasks end in their first slice; one that runs on has
+                // its gathered output sent every 100 ms.
+                let first =
+                    std::future::poll_fn(|cx| std::task::Poll::Ready(run.as_mut().poll(cx))).await;
+                let result = match first {
+                    std::task::Poll::Ready(result) => result,
+                    std::task::Poll::Pending => {
+                        let mut ticks = tokio::time::interval(Duration::from_millis(100));
+                        ticks.tick().await;
+                        loop {
+                            tokio::select! {
+                                biased;
+                                result = &mut run => break result,
+                                _ = ticks.tick() => observer.flush(),
+                            }
+                        }
+                    }
+                };
+                observer.flush();
                 if let Some(inner) = this.upgrade() {
                     inner.finish(&id, result);
                 }

@@ -5,7 +5,8 @@
 //! `big-summary N` (a summary of N KiB), `deep-data N` (data nested N arrays
 //! deep), `bad-data` (data that is not JSON), `ansi` (terminal control
 //! sequences in its output, a log line, its summary and its data), `ansi-fail`
-//! (the same as its error).
+//! (the same as its error), `log-flood N` (N log lines), `byte-flood N` (N
+//! one-byte writes to stdout, each flushed).
 use std::hint::black_box;
 use subagent_sdk::{Outcome, RunError, Subagent, Task};
 
@@ -120,6 +121,21 @@ impl Subagent for Misbehave {
                 Ok(Outcome::summary(ANSI).with_data(serde_json::json!({ "text": ANSI })))
             }
             "ansi-fail" => Err(RunError::failed(ANSI)),
+            "log-flood" => {
+                for i in 0..arg(prompt) {
+                    subagent_sdk::log::info(&format!("line {i}"));
+                }
+                Ok(Outcome::summary("flooded"))
+            }
+            "byte-flood" => {
+                use std::io::Write;
+                let mut out = std::io::stdout();
+                for _ in 0..arg(prompt) {
+                    let _ = out.write_all(b"x");
+                    let _ = out.flush();
+                }
+                Ok(Outcome::summary("flooded"))
+            }
             "bad-data" => Ok(Outcome {
                 summary: "data that is not JSON".into(),
                 data: Some("{not json".into()),
