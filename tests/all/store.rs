@@ -717,3 +717,70 @@ fn stored_events(env: &Env, id: &str) -> Vec<serde_json::Value> {
         .map(|e| serde_json::to_value(e).unwrap())
         .collect()
 }
+
+/// Ctrl-C stops a batch of thousands of queued tasks: every task gets its
+/// terminal status in the store and the process exits. It once marked them
+/// all and then waited forever for terminal events its stream had dropped.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_ends_a_large_batch_and_its_process() {
+    let env = Env::new();
+    let batch = env.dir.path().join("loops.jsonl");
+    let line = format!(
+        "{{\"subagent\": {:?}, \"prompt\": \"loop\", \"timeout\": \"120s\"}}\n",
+        path_str(&env.bundle("misbehave"))
+    );
+    std::fs::write(&batch, line.repeat(2000)).unwrap();
+    let state = env.state();
+    let mut child = subagent_command(&[
+        "--state-dir",
+        path_str(&state),
+        "batch",
+        path_str(&batch),
+        "--workspace",
+        path_str(&env.workspace()),
+        "--per-key-default",
+        "1",
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let started = Instant::now();
+    loop {
+        let accepted = Store::open(&state)
+            .ok()
+            .and_then(|s| s.tasks(&TaskQuery::default()).ok())
+            .map_or(0, |t| t.len());
+        if accepted == 2000 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the batch did not launch"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill sends a signal to a child we own.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let stopped = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert_eq!(status.code(), Some(1), "tasks did not complete");
+            break;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(60),
+            "the process did not exit after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let tasks = env.store().tasks(&TaskQuery::default()).unwrap();
+    assert_eq!(tasks.len(), 2000);
+    assert!(
+        tasks.iter().all(|t| t.status.is_terminal()),
+        "{:?}",
+        tasks.iter().filter(|t| !t.status.is_terminal()).count()
+    );
+}
