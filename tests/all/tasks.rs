@@ -880,3 +880,72 @@ async fn a_queued_task_refuses_a_workspace_replaced_while_it_waited() {
         error.message
     );
 }
+
+/// A task tree has a cap on live descendants, and the host on queued tasks:
+/// past either, a launch is refused with a typed limit (a guest sees
+/// `depth-limit`, naming the cap) and nothing else changes. One guest once
+/// made 49,000 tasks before its deadline.
+#[tokio::test]
+async fn trees_and_the_queue_have_caps() {
+    let host = Host::new(ManagerConfig {
+        max_descendants: 10,
+        ..ManagerConfig::default()
+    });
+    let children: Vec<Value> = (0..15)
+        .map(|_| json!({"subagent": "misbehave", "prompt": "loop", "timeout_ms": 3_000}))
+        .collect();
+    let spec = json!({"spawn": children, "await": false});
+    let id = host.launch("nester", &spec.to_string()).await;
+    let result = host.result(&id).await;
+    assert_eq!(result.status, TaskStatus::Completed, "{:?}", result.error);
+    let data = result.data.unwrap();
+    assert_eq!(data["launched"].as_array().unwrap().len(), 10, "{data}");
+    let errors = data["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 5, "{data}");
+    assert!(
+        errors.iter().all(|e| {
+            let e = e.as_str().unwrap();
+            e.contains("depth limit") && e.contains("max_descendants")
+        }),
+        "{errors:?}"
+    );
+    // The children ended with their parent; the tree's count is back to 0.
+    let again = host
+        .launch(
+            "nester",
+            &json!({"spawn": [{"subagent": "noop", "prompt": "a"}], "await": true}).to_string(),
+        )
+        .await;
+    let result = host.result(&again).await;
+    assert_eq!(
+        result.data.unwrap()["launched"].as_array().unwrap().len(),
+        1
+    );
+
+    let host = Host::new(ManagerConfig {
+        max_queued: 3,
+        per_key_default: 1,
+        ..ManagerConfig::default()
+    });
+    let running = host.launch("misbehave", "loop").await;
+    let mut queued = Vec::new();
+    for _ in 0..3 {
+        queued.push(host.launch("misbehave", "loop").await);
+    }
+    let err = host
+        .manager
+        .launch(host.request("misbehave", "loop"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ManagerError::Limit(m) if m.contains("max_queued")),
+        "{err}"
+    );
+    for id in queued.iter().chain([&running]) {
+        host.manager.cancel(id).unwrap();
+    }
+    // Each ends (the running one after the cancel grace), the host stays usable.
+    for id in queued.iter().chain([&running]) {
+        assert!(host.result(id).await.status.is_terminal());
+    }
+}

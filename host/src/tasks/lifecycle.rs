@@ -78,6 +78,16 @@ impl Inner {
         }
         let was = entry.status;
         entry.status = result.status;
+        if entry.root != id {
+            // One live descendant fewer in its tree.
+            if let Some(live) = state.live_descendants.get_mut(&entry.root) {
+                *live -= 1;
+                if *live == 0 {
+                    let root = entry.root.clone();
+                    state.live_descendants.remove(&root);
+                }
+            }
+        }
         entry.ended_at_ms = Some(now_ms());
         entry.start = None;
         // An ended task launches no children: its grant can close.

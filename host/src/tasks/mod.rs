@@ -167,6 +167,8 @@ struct State {
     order: Vec<String>,
     /// Which queued task starts next.
     scheduler: scheduler::Scheduler,
+    /// Queued and running descendants of each top-level task that has any.
+    live_descendants: HashMap<String, usize>,
     shutting_down: bool,
 }
 
@@ -194,6 +196,8 @@ struct Entry {
     subagent: String,
     description: String,
     parent: Option<String>,
+    /// The top-level task of its tree (itself, for a top-level task).
+    root: String,
     children: Vec<String>,
     depth: u32,
     key: String,
@@ -661,11 +665,12 @@ impl Inner {
             models: uses_model.then(|| models.clone() as Arc<dyn ModelBroker>),
             parts: None,
         };
-        let entry = Entry {
+        let mut entry = Entry {
             shared: shared.clone(),
             subagent: manifest.name.clone(),
             description,
             parent: request.parent.clone(),
+            root: id.clone(),
             children: Vec::new(),
             depth,
             key: key.clone(),
@@ -715,10 +720,35 @@ impl Inner {
             if state.shutting_down {
                 return Err(ManagerError::ShuttingDown);
             }
+            if state.scheduler.queued_len() >= self.config.max_queued {
+                return Err(ManagerError::Limit(format!(
+                    "the host already has {} tasks waiting to start, as many as it queues (max_queued); launch again once some have started",
+                    self.config.max_queued
+                )));
+            }
             if let Some(parent_id) = &request.parent {
                 // The parent may have ended while the child was prepared.
                 match state.tasks.get_mut(parent_id) {
-                    Some(p) if !p.status.is_terminal() => p.children.push(id.clone()),
+                    Some(p) if !p.status.is_terminal() => {
+                        entry.root = p.root.clone();
+                        let live = state
+                            .live_descendants
+                            .get(&entry.root)
+                            .copied()
+                            .unwrap_or(0);
+                        if live >= self.config.max_descendants {
+                            return Err(ManagerError::Limit(format!(
+                                "task `{}` already has {live} queued and running descendants, as many as a top-level task may have (max_descendants); await or cancel some first",
+                                entry.root
+                            )));
+                        }
+                        let p = state.tasks.get_mut(parent_id).expect("found above");
+                        p.children.push(id.clone());
+                        *state
+                            .live_descendants
+                            .entry(entry.root.clone())
+                            .or_default() += 1;
+                    }
                     Some(p) => {
                         return Err(ManagerError::NotRunning {
                             id: parent_id.clone(),

@@ -23,6 +23,10 @@ pub struct ManagerConfig {
     pub max_running: usize,
     /// How deep children may nest below a top-level task.
     pub max_depth: u32,
+    /// Queued and running descendants one top-level task may have at once.
+    pub max_descendants: usize,
+    /// Tasks that may wait in the queue at once, in all.
+    pub max_queued: usize,
     /// How long a cancelled task may take to stop on its own before it is
     /// interrupted.
     pub cancel_grace: Duration,
@@ -41,6 +45,8 @@ impl Default for ManagerConfig {
             per_key: HashMap::new(),
             max_running: 32,
             max_depth: 3,
+            max_descendants: 1_000,
+            max_queued: 100_000,
             cancel_grace: Duration::from_secs(2),
             agents: Vec::new(),
             event_buffer: 1024,
@@ -137,6 +143,9 @@ pub enum ManagerError {
     },
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// A host limit on tasks (a tree's live descendants, the queue) is full.
+    #[error("{0}")]
+    Limit(String),
     #[error("{0}")]
     Denied(String),
     #[error("the task manager is shutting down and accepts no new tasks")]

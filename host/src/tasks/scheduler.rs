@@ -36,6 +36,11 @@ impl Scheduler {
         self.queued.remove(id).is_some()
     }
 
+    /// How many tasks wait.
+    pub fn queued_len(&self) -> usize {
+        self.queued.len()
+    }
+
     /// The ids still queued, oldest first.
     pub fn queued(&self) -> Vec<String> {
         let mut ids: Vec<(&u64, &String)> = self.queued.iter().map(|(id, t)| (t, id)).collect();

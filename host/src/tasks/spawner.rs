@@ -32,7 +32,11 @@ impl From<ManagerError> for SpawnError {
         match err {
             ManagerError::NotFound(_) => SpawnError::NotFound(message),
             ManagerError::NotRunning { .. } => SpawnError::NotRunning(message),
-            ManagerError::DepthLimit { .. } => SpawnError::DepthLimit(message),
+            // The WIT contract has no variant of its own for it: a tree
+            // grown as large as the host allows is a depth-limit too.
+            ManagerError::DepthLimit { .. } | ManagerError::Limit(_) => {
+                SpawnError::DepthLimit(message)
+            }
             ManagerError::Denied(_) => SpawnError::Denied(message),
             ManagerError::ShuttingDown => SpawnError::Unavailable(message),
             ManagerError::Bundle(crate::BundleError::UnknownName { .. }) => {
