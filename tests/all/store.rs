@@ -784,3 +784,76 @@ fn ctrl_c_ends_a_large_batch_and_its_process() {
         tasks.iter().filter(|t| !t.status.is_terminal()).count()
     );
 }
+
+/// A host paused past its lease finds its task ended by another process
+/// (which found it dead): it writes no second outcome, says so, and reports
+/// the one the store keeps. It once printed "completed" over an
+/// `interrupted` record and overwrote it.
+#[cfg(unix)]
+#[test]
+fn a_host_paused_past_its_lease_writes_no_second_outcome() {
+    let env = Env::new();
+    let state = env.state();
+    let child = subagent_command(&[
+        "--state-dir",
+        path_str(&state),
+        "run",
+        path_str(&env.bundle("misbehave")),
+        "spin-ms 1500",
+        "--workspace",
+        path_str(&env.workspace()),
+        "--json",
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let pid = child.id() as i32;
+    let started = Instant::now();
+    let id = loop {
+        let running = Store::open(&state)
+            .ok()
+            .and_then(|s| s.tasks(&TaskQuery::default()).ok())
+            .and_then(|t| t.into_iter().find(|t| t.status == TaskStatus::Running));
+        if let Some(task) = running {
+            break task.id;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the task did not start"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    // SAFETY: signals to a child we own.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    std::thread::sleep(subagent_host::store::LEASE + Duration::from_secs(1));
+    // Another process opens the store: it finds the paused host dead.
+    let recovered = env.store().recover().unwrap();
+    let task = env.store().task(&id).unwrap();
+    assert_eq!(task.status, TaskStatus::Interrupted, "{recovered:?}");
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("lost its hold on the task store"),
+        "{stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(report["status"], "interrupted", "{report}");
+
+    let task = env.store().task(&id).unwrap();
+    assert_eq!(task.status, TaskStatus::Interrupted);
+    assert_eq!(
+        task.result.unwrap().error.unwrap().kind,
+        ErrorKind::Interrupted
+    );
+    let events = env.store().events(&id, 0).unwrap();
+    let terminals: Vec<_> = events.iter().filter(|e| e.kind.is_terminal()).collect();
+    assert_eq!(terminals.len(), 1, "{events:?}");
+    assert!(events.last().unwrap().kind.is_terminal());
+}

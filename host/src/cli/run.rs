@@ -172,7 +172,7 @@ fn foreground(
     let (snapshot, result, manager) = tokio.block_on(async {
         let manager = TaskManager::builder(runtime)
             .config(global.manager_config())
-            .store(store)
+            .store(store.clone())
             .models(models)
             .build()?;
         let id = manager.launch_prepared(prepared).await?;
@@ -208,6 +208,21 @@ fn foreground(
     std::mem::forget(manager);
     std::mem::forget(tokio);
 
+    // A process paused past its lease finds its task ended by another: the
+    // store keeps that one outcome, and so does what is printed.
+    let mut result = result;
+    if store.lease_lost() {
+        if let Ok(Some(stored)) = store.task(&snapshot.id).map(|t| t.result) {
+            errln!(
+                "error: this process lost its hold on the task store (it was paused or cut off past its {}s lease) and another process ended task {} as {}; the outcome here ({}) was not recorded",
+                crate::store::LEASE.as_secs(),
+                snapshot.id,
+                stored.status,
+                result.status
+            );
+            result = stored;
+        }
+    }
     let name = &snapshot.subagent;
     if options.json {
         print_json(&RunReport {

@@ -247,6 +247,11 @@ pub struct StoreStats {
 struct Counters {
     commits: AtomicU64,
     writes: AtomicU64,
+    /// Writes this process made that the store no longer took: an outcome
+    /// for a task another process had already ended (it found this host
+    /// dead after a pause past its lease), or a heartbeat for a host row
+    /// that was gone.
+    superseded: AtomicU64,
 }
 
 /// The task store. Cheap to share behind an `Arc`.
@@ -482,6 +487,14 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether this process lost its hold on the store: another process
+    /// found it dead (it was paused or cut off past its lease) and ended its
+    /// tasks; what it wrote after that was not taken, so every task keeps
+    /// the one outcome the store gave it first.
+    pub fn lease_lost(&self) -> bool {
+        self.counters.superseded.load(Ordering::Relaxed) > 0
     }
 
     /// Commits and writes so far in this process.
@@ -842,7 +855,19 @@ fn task_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TaskRecord> {
 }
 
 /// Apply one write inside a transaction.
-fn apply(tx: &rusqlite::Transaction<'_>, write: &Write) -> rusqlite::Result<()> {
+/// Whether task `id` has ended in the store.
+fn task_ended(tx: &rusqlite::Transaction<'_>, id: &str) -> rusqlite::Result<bool> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT 1 FROM tasks WHERE id = ?1 AND status NOT IN ('queued', 'running')",
+        )?
+        .exists(params![id])?)
+}
+
+/// Apply one write inside a transaction; returns whether the store still
+/// took it (false: a task's outcome or event after another process had
+/// ended the task, a heartbeat for a host it had found dead).
+fn apply(tx: &rusqlite::Transaction<'_>, write: &Write) -> rusqlite::Result<bool> {
     match write {
         Write::InsertTask(t) => {
             tx.prepare_cached("INSERT INTO tasks (id, subagent, description, status, parent_id, depth, key, model, workspace, request, permissions, created_at_ms, owner)
@@ -865,8 +890,21 @@ fn apply(tx: &rusqlite::Transaction<'_>, write: &Write) -> rusqlite::Result<()> 
             )?;
         }
         Write::Event(event) => {
-            tx.prepare_cached("INSERT OR IGNORE INTO events (task_id, seq, at_ms, type, body) VALUES (?1, ?2, ?3, ?4, ?5)")?
-                .execute(params![event.task_id, event.seq, event.at_ms, event.kind, event.body])?;
+            // Only a live task gets events: one another process has ended
+            // keeps the one outcome it was given.
+            let inserted = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO events (task_id, seq, at_ms, type, body)
+                     SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS
+                       (SELECT 1 FROM tasks WHERE id = ?1 AND status IN ('queued', 'running'))",
+                )?
+                .execute(params![
+                    event.task_id,
+                    event.seq,
+                    event.at_ms,
+                    event.kind,
+                    event.body
+                ])?;
             match event.update {
                 RowUpdate::None => {}
                 RowUpdate::Started => {
@@ -874,16 +912,25 @@ fn apply(tx: &rusqlite::Transaction<'_>, write: &Write) -> rusqlite::Result<()> 
                         .execute(params![event.task_id, event.at_ms])?;
                 }
                 RowUpdate::Ended(status) => {
-                    tx.prepare_cached(
-                        "UPDATE tasks SET status = ?2, ended_at_ms = ?3 WHERE id = ?1",
-                    )?
-                    .execute(params![event.task_id, status, event.at_ms])?;
+                    let ended = tx
+                        .prepare_cached(
+                            "UPDATE tasks SET status = ?2, ended_at_ms = ?3 WHERE id = ?1 AND status IN ('queued', 'running')",
+                        )?
+                        .execute(params![event.task_id, status, event.at_ms])?;
+                    return Ok(inserted == 1 && ended == 1);
                 }
             }
+            return Ok(inserted == 1 || !task_ended(tx, &event.task_id)?);
         }
         Write::Result { id, json } => {
-            tx.prepare_cached("INSERT OR REPLACE INTO results (task_id, body) VALUES (?1, ?2)")?
+            let kept = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO results (task_id, body)
+                     SELECT ?1, ?2 WHERE EXISTS
+                       (SELECT 1 FROM tasks WHERE id = ?1 AND status IN ('queued', 'running'))",
+                )?
                 .execute(params![id, json])?;
+            return Ok(kept == 1);
         }
         Write::Output { id, offset, bytes } => {
             tx.prepare_cached(
@@ -905,8 +952,10 @@ fn apply(tx: &rusqlite::Transaction<'_>, write: &Write) -> rusqlite::Result<()> 
                 .execute(params![id])?;
         }
         Write::Heartbeat { host, at_ms } => {
-            tx.prepare_cached("UPDATE hosts SET heartbeat_at_ms = ?2 WHERE id = ?1")?
+            let beat = tx
+                .prepare_cached("UPDATE hosts SET heartbeat_at_ms = ?2 WHERE id = ?1")?
                 .execute(params![host, at_ms])?;
+            return Ok(beat == 1);
         }
         Write::ControlDone { id, outcome } => {
             tx.prepare_cached("UPDATE control SET outcome = ?2, handled_at_ms = ?3 WHERE id = ?1")?
@@ -917,7 +966,7 @@ fn apply(tx: &rusqlite::Transaction<'_>, write: &Write) -> rusqlite::Result<()> 
             prune_on(tx, *cutoff_ms)?;
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// The writer thread: take every queued write, commit them in one
@@ -948,13 +997,19 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<Op>, counters: &Counters) {
         loop {
             let result = (|| {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let mut refused = 0;
                 for op in &batch {
-                    apply(&tx, &op.write)?;
+                    if !apply(&tx, &op.write)? {
+                        refused += 1;
+                    }
                 }
-                tx.commit()
+                tx.commit().map(|()| refused)
             })();
             match result {
-                Ok(()) => {
+                Ok(refused) => {
+                    if refused > 0 {
+                        counters.superseded.fetch_add(refused, Ordering::Relaxed);
+                    }
                     counters.commits.fetch_add(1, Ordering::Relaxed);
                     counters
                         .writes
