@@ -23,6 +23,8 @@ mod filesystem;
 mod launch;
 #[path = "runtime/tree.rs"]
 mod tree;
+#[path = "runtime/workloads.rs"]
+mod workloads;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -51,6 +53,8 @@ struct Iterations {
     burst: usize,
     /// Whole `subagent run` processes (and as many `wasmtime run`).
     processes: usize,
+    /// Log calls of the flooding guest.
+    flood: u64,
     fs: FsIterations,
 }
 
@@ -63,6 +67,7 @@ impl Iterations {
         durable: 1000,
         burst: 1000,
         processes: 20,
+        flood: 10_000_000,
         fs: FsIterations {
             trees: &[10_000, 50_000],
             min_rounds: 3,
@@ -78,6 +83,7 @@ impl Iterations {
         durable: 200,
         burst: 1000,
         processes: 10,
+        flood: 1_000_000,
         fs: FsIterations {
             trees: &[10_000],
             min_rounds: 3,
@@ -95,6 +101,17 @@ fn main() {
             "--quick" => quick = true,
             // Only no-op tasks through the manager, N of them, for a profiler
             // (`perf record`): nothing printed but the p50.
+            // Only the hostile-guest and big-workload figures (a flood of
+            // N log calls, a 10,000-task batch, a 50,000-task tree).
+            "--workloads" => {
+                let calls = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(10_000_000);
+                let scratch = tempfile::tempdir().expect("temp dir");
+                workloads::print(&workloads::measure(scratch.path(), calls, 10_000, 50_000));
+                return;
+            }
             // Only bursts of 1,000 no-op tasks on every core, through the
             // manager and bare, ROUNDS times, for a profiler.
             "--profile-burst" => {
@@ -125,7 +142,7 @@ fn main() {
             "--bench" => {}
             "-h" | "--help" => {
                 println!(
-                    "usage: cargo bench -p subagent-tests --bench runtime [-- --quick | --profile-manager N | --profile-burst ROUNDS]"
+                    "usage: cargo bench -p subagent-tests --bench runtime [-- --quick | --workloads [LOG_CALLS] | --profile-manager N | --profile-burst ROUNDS]"
                 );
                 return;
             }
@@ -152,6 +169,7 @@ fn main() {
     let durability = durability(scratch.path(), n.durable);
     let spawn = spawn_true(n.spawns);
     let launch = launch::measure(scratch.path(), n.tasks, n.burst, n.processes);
+    let workloads = workloads::measure(scratch.path(), n.flood, 10_000, 50_000);
     let fs = filesystem::measure_all(scratch.path(), &n.fs);
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -260,6 +278,7 @@ fn main() {
         spawn.per_second(),
     );
     launch::print(&launch, &spawn);
+    workloads::print(&workloads);
     println!();
     for line in &fs.notes {
         println!("{line}");
