@@ -857,3 +857,105 @@ fn a_host_paused_past_its_lease_writes_no_second_outcome() {
     assert_eq!(terminals.len(), 1, "{events:?}");
     assert!(events.last().unwrap().kind.is_terminal());
 }
+
+/// Reading a store does not need writing it: a user who may not write the
+/// state directory still lists and shows its tasks, even when opening it to
+/// write would first have to recover a dead host's task. Such a store once
+/// could not be read at all.
+#[cfg(unix)]
+#[test]
+fn a_store_can_be_read_without_write_access() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let state = env.state();
+    // A task left running by a host that died: opening the store to write
+    // would recover it (a write).
+    let mut child = subagent_command(&[
+        "--state-dir",
+        path_str(&state),
+        "run",
+        path_str(&env.bundle("misbehave")),
+        "loop",
+        "--workspace",
+        path_str(&env.workspace()),
+        "--timeout",
+        "120s",
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let started = Instant::now();
+    while !Store::open(&state)
+        .ok()
+        .and_then(|s| s.tasks(&TaskQuery::default()).ok())
+        .is_some_and(|t| t.iter().any(|t| t.status == TaskStatus::Running))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the task did not start"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Nobody but the owner may write it from here on.
+    let binary = env.dir.path().join("subagent");
+    std::fs::copy(env!("CARGO_BIN_EXE_subagent-under-test"), &binary).unwrap();
+    for (path, mode) in [
+        (env.dir.path().to_owned(), 0o755),
+        (state.clone(), 0o755),
+        (binary.clone(), 0o755),
+    ] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let as_another_user = |args: &[&str]| {
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        let mut cmd = if root {
+            let mut cmd = Command::new("setpriv");
+            cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(&binary);
+            cmd
+        } else {
+            // Not root: take the write permission away instead.
+            std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o555)).unwrap();
+            for file in std::fs::read_dir(&state).unwrap() {
+                let file = file.unwrap().path();
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o444)).unwrap();
+            }
+            Command::new(&binary)
+        };
+        cmd.arg("--state-dir").arg(&state).args(args);
+        cmd.env("XDG_CONFIG_HOME", "/nonexistent");
+        // The copy may still be open for writing in a process another test
+        // thread is forking (ETXTBSY) for a moment.
+        for _ in 0..50 {
+            match cmd.output() {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {}
+                // setpriv's own exec of it, refused the same way.
+                Ok(out) if String::from_utf8_lossy(&out.stderr).contains("Text file busy") => {}
+                other => return other.unwrap(),
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("{} stayed busy", binary.display())
+    };
+    let list = as_another_user(&["tasks", "--json"]);
+    assert_eq!(code(&list), 0, "{}", stderr(&list));
+    let task: serde_json::Value = serde_json::from_str(stdout(&list).trim()).unwrap();
+    assert_eq!(
+        task["status"], "running",
+        "the reader changes nothing: {task}"
+    );
+    let id = task["id"].as_str().unwrap();
+    let show = as_another_user(&["show", id]);
+    assert_eq!(code(&show), 0, "{}", stderr(&show));
+    assert!(
+        stdout(&show).contains("status       running"),
+        "{}",
+        stdout(&show)
+    );
+}

@@ -30,7 +30,7 @@ const POLL: Duration = Duration::from_millis(100);
 const CHUNK: usize = 1 << 20;
 
 pub fn run(args: LogsArgs, global: &Global) -> anyhow::Result<ExitCode> {
-    let store = global.store()?;
+    let store = global.store_for_reading()?;
     store.task(&args.id)?;
     let mut offset = args.since;
     let mut next_seq = 0;

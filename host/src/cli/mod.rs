@@ -145,6 +145,24 @@ impl Global {
             .build()?)
     }
 
+    /// The task store, for a command that only reads it: opened read-only
+    /// when this process may not write it.
+    fn store_for_reading(&self) -> anyhow::Result<std::sync::Arc<Store>> {
+        let dir = crate::store::state_dir(self.state_dir.as_deref()).ok_or_else(|| {
+            anyhow::anyhow!("no state directory: set HOME or XDG_STATE_HOME, or pass --state-dir")
+        })?;
+        use crate::store::StoreError;
+        match Store::open(&dir) {
+            Ok(store) => Ok(store),
+            // Not a store this build can use at all: said as it is.
+            Err(err @ (StoreError::Newer { .. } | StoreError::Corrupt { .. })) => Err(err.into()),
+            Err(err @ StoreError::NotAFile { .. }) => Err(err.into()),
+            // Most likely it may not be written (migrated, recovered) by this
+            // process: read it as it is, else say why it could not be opened.
+            Err(err) => Store::open_read_only(&dir).map_err(|_| err.into()),
+        }
+    }
+
     /// The task manager's policy from these options.
     fn manager_config(&self) -> ManagerConfig {
         ManagerConfig {

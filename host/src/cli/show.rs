@@ -19,7 +19,7 @@ pub struct ShowArgs {
 }
 
 pub fn run(args: ShowArgs, global: &Global) -> anyhow::Result<ExitCode> {
-    let store = global.store()?;
+    let store = global.store_for_reading()?;
     let task = store.task(&args.id)?;
     let events = store.events(&args.id, 0)?;
     if args.json {

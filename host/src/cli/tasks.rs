@@ -37,7 +37,7 @@ pub(super) fn parse_status(text: &str) -> Result<TaskStatus, String> {
 }
 
 pub fn run(args: TasksArgs, global: &Global) -> anyhow::Result<ExitCode> {
-    let store = global.store()?;
+    let store = global.store_for_reading()?;
     let query = TaskQuery {
         statuses: args.statuses,
         subagent: args.subagent,

@@ -57,6 +57,12 @@ pub enum StoreError {
     },
     #[error("the task store `{}` is {what}, not a database file\n  = help: move it aside, or pass another --state-dir", path.display())]
     NotAFile { path: PathBuf, what: &'static str },
+    #[error("the task store `{}` has schema version {found}, older than this build's {known}, and this process may not write it to migrate it\n  = help: run any subagent command once as a user who may write it", path.display())]
+    Older {
+        path: PathBuf,
+        found: u32,
+        known: u32,
+    },
     #[error("task store error: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("no task `{0}` in the store")]
@@ -467,6 +473,61 @@ impl Store {
             counters,
             writer: Mutex::new(tx),
             reader: OnceLock::new(),
+        }))
+    }
+
+    /// The store in `state_dir` for reading only, by a process that may not
+    /// write it (another user's store, a read-only mount): no migration, no
+    /// recovery, no writer; a write through it is dropped.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::open`], and [`StoreError::Newer`] or [`StoreError::Older`]
+    /// for a schema this build cannot read as it is.
+    pub fn open_read_only(state_dir: &Path) -> Result<Arc<Store>, StoreError> {
+        let path = state_dir.join(STORE_FILE);
+        let meta = std::fs::metadata(&path).map_err(|e| StoreError::Open {
+            path: path.clone(),
+            source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+        })?;
+        if !meta.is_file() {
+            let what = if meta.is_dir() {
+                "a directory"
+            } else {
+                "a special file"
+            };
+            return Err(StoreError::NotAFile { path, what });
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&path, flags).map_err(|e| classify(&path, e))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let version: u32 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| classify(&path, e))?;
+        if version != schema::SCHEMA_VERSION {
+            return Err(if version > schema::SCHEMA_VERSION {
+                StoreError::Newer {
+                    path,
+                    found: version,
+                    known: schema::SCHEMA_VERSION,
+                }
+            } else {
+                StoreError::Older {
+                    path,
+                    found: version,
+                    known: schema::SCHEMA_VERSION,
+                }
+            });
+        }
+        // Writes go nowhere: the receiver is gone.
+        let (tx, _) = mpsc::channel();
+        let reader = OnceLock::new();
+        let _ = reader.set(Mutex::new(conn));
+        Ok(Arc::new(Store {
+            path,
+            counters: Arc::new(Counters::default()),
+            writer: Mutex::new(tx),
+            reader,
         }))
     }
 

@@ -19,6 +19,8 @@ pub struct Workloads {
     pub flood_peak_rss_kib: i64,
     pub batch_tasks: usize,
     pub batch_wall: Duration,
+    /// `subagent tasks --limit 1000` on the store the batch filled.
+    pub list_wall: Duration,
     pub tree_tasks: usize,
     pub tree_launch: Duration,
     pub tree_cancel: Duration,
@@ -109,6 +111,8 @@ pub fn measure(
         workspace.to_str().unwrap(),
     ]);
     assert!(ok, "the batch failed");
+    let (list_wall, ok, _) = run(&["tasks", "--limit", "1000", "--json"]);
+    assert!(ok, "listing failed");
 
     // A tree: one parent that loops, `tree_tasks` queued children, then
     // cancel the parent.
@@ -160,6 +164,7 @@ pub fn measure(
         flood_peak_rss_kib,
         batch_tasks,
         batch_wall,
+        list_wall,
         tree_tasks,
         tree_launch,
         tree_cancel,
@@ -181,6 +186,10 @@ pub fn print(w: &Workloads) {
         w.batch_tasks,
         format_time(w.batch_wall),
         w.batch_tasks as f64 / w.batch_wall.as_secs_f64()
+    );
+    println!(
+        "  `subagent tasks --limit 1000 --json` on that store: {} (results are never read by a listing)",
+        format_time(w.list_wall)
     );
     println!(
         "  a tree of {} queued children: launched in {} ({:.0}/s); cancelling the parent ended them all in {}",
