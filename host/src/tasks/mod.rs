@@ -293,16 +293,17 @@ impl Observer {
         };
         let bytes = std::mem::take(&mut pending.bytes);
         pending.since = None;
+        let len = bytes.len() as u64;
         let chunk = Write::Output {
             id: self.events.task_id().to_owned(),
             offset: pending.offset,
-            bytes: bytes.clone(),
+            bytes,
         };
         self.events.emit_then(
             EventKind::Output {
                 stream,
                 offset: pending.offset,
-                len: bytes.len() as u64,
+                len,
             },
             Some(chunk),
             None,
