@@ -485,26 +485,6 @@ fn limits(doc: &Doc, raw: Option<RawLimits>) -> Result<Limits, ManifestError> {
         }
         limits.timeout = value;
     }
-    if let Some(memory) = raw.memory {
-        let value = parse_size(memory.get_ref()).map_err(|e| {
-            doc.at(
-                &memory,
-                format!("invalid `limits.memory`: {e}"),
-                "write a size such as \"256MiB\"",
-            )
-        })?;
-        if !((1 << 20)..=MAX_MEMORY).contains(&value) {
-            return Err(doc.at(
-                &memory,
-                format!(
-                    "`limits.memory` must be between 1 MiB and {}",
-                    format_size(MAX_MEMORY)
-                ),
-                "pick a size such as \"512MiB\"",
-            ));
-        }
-        limits.memory = value;
-    }
     if let Some(output) = raw.output {
         let value = parse_size(output.get_ref()).map_err(|e| {
             doc.at(
@@ -542,11 +522,22 @@ fn limits(doc: &Doc, raw: Option<RawLimits>) -> Result<Limits, ManifestError> {
         }
         limits.tokens = Some(tokens.into_inner());
     }
-    // (field, ceiling, a size to write, a size to pick, the limit)
-    for (raw, name, max, write, pick, slot) in [
+    // (field, floor and how to say it, ceiling, a size to write, a size
+    // to pick, the limit)
+    for (raw, name, (min, least), max, write, pick, slot) in [
+        (
+            raw.memory,
+            "memory",
+            (1 << 20, "1 MiB"),
+            MAX_MEMORY,
+            "256MiB",
+            "512MiB",
+            &mut limits.memory,
+        ),
         (
             raw.disk,
             "disk",
+            (1, "1 byte"),
             MAX_DISK,
             "256MiB",
             "1GiB",
@@ -555,6 +546,7 @@ fn limits(doc: &Doc, raw: Option<RawLimits>) -> Result<Limits, ManifestError> {
         (
             raw.result,
             "result",
+            (1, "1 byte"),
             MAX_RESULT,
             "512KiB",
             "1MiB",
@@ -569,11 +561,11 @@ fn limits(doc: &Doc, raw: Option<RawLimits>) -> Result<Limits, ManifestError> {
                     format!("write a size such as \"{write}\""),
                 )
             })?;
-            if !(1..=max).contains(&value) {
+            if !(min..=max).contains(&value) {
                 return Err(doc.at(
                     &size,
                     format!(
-                        "`limits.{name}` must be between 1 byte and {}",
+                        "`limits.{name}` must be between {least} and {}",
                         format_size(max)
                     ),
                     format!("pick a size such as \"{pick}\""),

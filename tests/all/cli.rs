@@ -587,15 +587,7 @@ fn errors_print_once() {
 fn batch_and_run_resolve_a_subagent_by_the_same_rule() {
     let fixture = Fixture::new();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("noop")).unwrap();
-    std::fs::write(
-        dir.path().join("noop/subagent.toml"),
-        format!(
-            "name = \"noop\"\ndescription = \"d\"\ncomponent = {:?}\n",
-            guest("noop").display().to_string()
-        ),
-    )
-    .unwrap();
+    write_bundle(dir.path(), "noop", "noop", "");
     let batch = dir.path().join("batch.toml");
     std::fs::write(&batch, "[[task]]\nsubagent = \"noop\"\nprompt = \"a\"\n").unwrap();
     let out = subagent(&[
@@ -626,15 +618,7 @@ fn batch_and_run_resolve_a_subagent_by_the_same_rule() {
 fn ended_tasks_hold_no_descriptors() {
     let fixture = Fixture::new();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("noop")).unwrap();
-    std::fs::write(
-        dir.path().join("noop/subagent.toml"),
-        format!(
-            "name = \"noop\"\ndescription = \"d\"\ncomponent = {:?}\n",
-            guest("noop").display().to_string()
-        ),
-    )
-    .unwrap();
+    write_bundle(dir.path(), "noop", "noop", "");
     let batch = dir.path().join("batch.toml");
     let tasks = "[[task]]\nsubagent = \"noop\"\nprompt = \"a\"\n".repeat(300);
     std::fs::write(&batch, tasks).unwrap();
@@ -667,21 +651,13 @@ fn ended_tasks_hold_no_descriptors() {
 /// A registry with `nester` (which may launch subagents) and `noop`.
 fn nesting_registry() -> tempfile::TempDir {
     let registry = tempfile::tempdir().unwrap();
-    for (name, component, extra) in [
-        ("nester", "nester", "tools = [\"subagents\"]\n"),
-        ("noop", "noop", ""),
-    ] {
-        let dir = registry.path().join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("subagent.toml"),
-            format!(
-                "name = \"{name}\"\ndescription = \"d\"\ncomponent = {:?}\n{extra}",
-                guest(component).display().to_string()
-            ),
-        )
-        .unwrap();
-    }
+    write_bundle(
+        registry.path(),
+        "nester",
+        "nester",
+        "tools = [\"subagents\"]",
+    );
+    write_bundle(registry.path(), "noop", "noop", "");
     registry
 }
 
@@ -793,19 +769,7 @@ fn manifest_text_is_shown_on_a_terminal_never_obeyed() {
 fn refusals_say_what_is_wrong_before_anything_runs() {
     let fixture = Fixture::new();
     let dir = tempfile::tempdir().unwrap();
-    let bundle_with = |name: &str, extra: &str| {
-        let bundle = dir.path().join(name);
-        std::fs::create_dir_all(&bundle).unwrap();
-        std::fs::write(
-            bundle.join("subagent.toml"),
-            format!(
-                "name = \"{name}\"\ndescription = \"d\"\ncomponent = {:?}\n{extra}",
-                guest("noop").display().to_string()
-            ),
-        )
-        .unwrap();
-        bundle
-    };
+    let bundle_with = |name: &str, extra: &str| write_bundle(dir.path(), name, "noop", extra);
     // A subagent that calls a model, with no model to call: refused at
     // launch (it once failed at its first model call).
     let modeled = bundle_with("modeled", "tools = [\"model\"]\n");

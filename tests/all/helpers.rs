@@ -53,6 +53,22 @@ pub fn bundle(component: &Path, extra: &str) -> TestBundle {
     }
 }
 
+/// Write bundle `dir/name`: subagent `name` running test guest `guest`,
+/// with `extra` manifest lines. Returns the bundle directory.
+pub fn write_bundle(dir: &Path, name: &str, guest_name: &str, extra: &str) -> PathBuf {
+    let bundle = dir.join(name);
+    std::fs::create_dir_all(&bundle).unwrap();
+    std::fs::write(
+        bundle.join("subagent.toml"),
+        format!(
+            "name = \"{name}\"\ndescription = \"d\"\ncomponent = {:?}\n{extra}\n",
+            guest(guest_name).display().to_string()
+        ),
+    )
+    .unwrap();
+    bundle
+}
+
 /// Run `bundle` on `workspace` with `prompt` through the real runtime.
 pub async fn run(bundle: &Bundle, workspace: &Path, prompt: &str) -> TaskResult {
     run_with(bundle, workspace, prompt, &PlanRequest::default()).await

@@ -48,6 +48,49 @@ impl Env {
         self.dir.path().join("agents").join(name)
     }
 
+    /// `subagent run` of `misbehave` with `prompt` (and `extra` arguments)
+    /// against this env's store, left running; its output piped or dropped.
+    fn spawn_run(&self, prompt: &str, extra: &[&str], piped: bool) -> Child {
+        let state = self.state();
+        let (bundle, workspace) = (self.bundle("misbehave"), self.workspace());
+        let mut args = vec![
+            "--state-dir",
+            path_str(&state),
+            "run",
+            path_str(&bundle),
+            prompt,
+            "--workspace",
+            path_str(&workspace),
+        ];
+        args.extend_from_slice(extra);
+        let output = || if piped { Stdio::piped() } else { Stdio::null() };
+        subagent_command(&args)
+            .stdin(Stdio::null())
+            .stdout(output())
+            .stderr(output())
+            .spawn()
+            .unwrap()
+    }
+
+    /// The id of the first task the store shows running, once one does.
+    fn running_task(&self) -> String {
+        let started = Instant::now();
+        loop {
+            let running = Store::open(&self.state())
+                .ok()
+                .and_then(|s| s.tasks(&TaskQuery::default()).ok())
+                .and_then(|t| t.into_iter().find(|t| t.status == TaskStatus::Running));
+            if let Some(task) = running {
+                return task.id;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "no task started"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Run the CLI against this env's store.
     fn cli(&self, args: &[&str]) -> std::process::Output {
         let state = self.state();
@@ -492,16 +535,12 @@ async fn every_event_is_committed_before_anyone_hears_of_it() {
 #[test]
 fn batch_refuses_an_unservable_model_before_running_anything() {
     let env = Env::new();
-    let modeler = env.dir.path().join("agents/modeler");
-    std::fs::create_dir_all(&modeler).unwrap();
-    std::fs::write(
-        modeler.join("subagent.toml"),
-        format!(
-            "name = \"modeler\"\ndescription = \"d\"\ncomponent = {:?}\ntools = [\"model\"]\nmodel = \"no-such-alias\"\n",
-            guest("noop").display().to_string()
-        ),
-    )
-    .unwrap();
+    write_bundle(
+        &env.dir.path().join("agents"),
+        "modeler",
+        "noop",
+        "tools = [\"model\"]\nmodel = \"no-such-alias\"",
+    );
     let batch = env.dir.path().join("batch.toml");
     std::fs::write(
         &batch,
@@ -793,38 +832,9 @@ fn ctrl_c_ends_a_large_batch_and_its_process() {
 #[test]
 fn a_host_paused_past_its_lease_writes_no_second_outcome() {
     let env = Env::new();
-    let state = env.state();
-    let child = subagent_command(&[
-        "--state-dir",
-        path_str(&state),
-        "run",
-        path_str(&env.bundle("misbehave")),
-        "spin-ms 1500",
-        "--workspace",
-        path_str(&env.workspace()),
-        "--json",
-    ])
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let child = env.spawn_run("spin-ms 1500", &["--json"], true);
     let pid = child.id() as i32;
-    let started = Instant::now();
-    let id = loop {
-        let running = Store::open(&state)
-            .ok()
-            .and_then(|s| s.tasks(&TaskQuery::default()).ok())
-            .and_then(|t| t.into_iter().find(|t| t.status == TaskStatus::Running));
-        if let Some(task) = running {
-            break task.id;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the task did not start"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let id = env.running_task();
     // SAFETY: signals to a child we own.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
     std::thread::sleep(subagent_host::store::LEASE + Duration::from_secs(1));
@@ -870,34 +880,8 @@ fn a_store_can_be_read_without_write_access() {
     let state = env.state();
     // A task left running by a host that died: opening the store to write
     // would recover it (a write).
-    let mut child = subagent_command(&[
-        "--state-dir",
-        path_str(&state),
-        "run",
-        path_str(&env.bundle("misbehave")),
-        "loop",
-        "--workspace",
-        path_str(&env.workspace()),
-        "--timeout",
-        "120s",
-    ])
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    let started = Instant::now();
-    while !Store::open(&state)
-        .ok()
-        .and_then(|s| s.tasks(&TaskQuery::default()).ok())
-        .is_some_and(|t| t.iter().any(|t| t.status == TaskStatus::Running))
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the task did not start"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let mut child = env.spawn_run("loop", &["--timeout", "120s"], false);
+    env.running_task();
     child.kill().unwrap();
     child.wait().unwrap();
 

@@ -854,15 +854,18 @@ async fn a_prepared_task_launches_as_prepared_and_only_on_its_runtime() {
 
 /// A task that waits in the queue holds no handle on its workspace: when it
 /// starts it opens the workspace again, and refuses to run if the directory
-/// there is no longer the one checked at launch.
+/// there is no longer the one checked at launch. The queued task is the
+/// hostile `escape` guest, which would write into whatever it was given:
+/// nothing under the fixture (the old workspace, the new one, outside)
+/// changes.
 #[tokio::test]
 async fn a_queued_task_refuses_a_workspace_replaced_while_it_waited() {
     let host = Host::new(ManagerConfig {
-        per_key_default: 1,
+        max_running: 1,
         ..ManagerConfig::default()
     });
     let busy = host.launch("misbehave", "loop").await;
-    let queued = host.launch("misbehave", "ok").await;
+    let queued = host.launch("escape", "write-readonly").await;
     assert_eq!(
         host.manager.get(&queued).unwrap().status,
         TaskStatus::Queued
@@ -870,6 +873,7 @@ async fn a_queued_task_refuses_a_workspace_replaced_while_it_waited() {
     let workspace = &host.fixture.workspace;
     std::fs::rename(workspace, workspace.with_extension("old")).unwrap();
     std::fs::create_dir(workspace).unwrap();
+    let before = host.fixture.state_except(&[]);
     host.manager.cancel(&busy).unwrap();
     let result = host.result(&queued).await;
     assert_eq!(result.status, TaskStatus::Failed, "{result:?}");
@@ -878,6 +882,11 @@ async fn a_queued_task_refuses_a_workspace_replaced_while_it_waited() {
         error.message.contains("replaced by another directory"),
         "{}",
         error.message
+    );
+    assert_eq!(
+        host.fixture.state_except(&[]),
+        before,
+        "the guest wrote something"
     );
 }
 

@@ -27,7 +27,7 @@ pub use output::{OutputLog, OutputSink, OutputStream, StreamKind};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use cap_fs_ext::DirExt;
 use cap_std::ambient_authority;
@@ -300,7 +300,7 @@ pub struct Sandbox {
     within: Option<Arc<Grant>>,
     /// The grant, once opened; shared by clones, so the task manager can
     /// hand a running task's grant to its children.
-    opened: Arc<OnceLock<Arc<Grant>>>,
+    opened: Arc<Mutex<Option<Arc<Grant>>>>,
     /// The workspace as checked: the handle the check opened, for
     /// [`Sandbox::open`] to start from, until the task waits in a queue
     /// ([`Sandbox::park`]). Shared by clones.
@@ -383,7 +383,7 @@ impl Sandbox {
             workspace,
             writes,
             within,
-            opened: Arc::new(OnceLock::new()),
+            opened: Arc::default(),
             checked: Arc::new(Mutex::new(checked)),
         };
         if let WriteSet::Dirs(dirs) = &sandbox.writes {
@@ -419,7 +419,8 @@ impl Sandbox {
     /// As [`Sandbox::new`], checked again now: a write directory that was
     /// swapped for a symlink since launch is refused.
     pub fn open(&self) -> Result<Arc<Grant>, SandboxError> {
-        if let Some(grant) = self.opened.get() {
+        let mut opened = self.opened.lock().unwrap();
+        if let Some(grant) = &*opened {
             return Ok(grant.clone());
         }
         let ws_error = |source| SandboxError::Workspace {
@@ -460,12 +461,13 @@ impl Sandbox {
             root_access,
             writes,
         });
-        Ok(self.opened.get_or_init(|| grant).clone())
+        *opened = Some(grant.clone());
+        Ok(grant)
     }
 
-    /// The grant, if the task has started.
+    /// The grant, if the task has started (and not yet ended).
     pub fn opened(&self) -> Option<Arc<Grant>> {
-        self.opened.get().cloned()
+        self.opened.lock().unwrap().clone()
     }
 
     /// Let go of the workspace handle the check opened: the task waits (in a
@@ -483,12 +485,13 @@ impl Sandbox {
         }
     }
 
-    /// Close this record of the grant once its task has ended: its handles
-    /// (and its hold on a parent's) are dropped when the running task lets
-    /// go of its own copy. A long-lived task manager keeps the sandbox of
-    /// every task it remembers; without this each would pin descriptors.
+    /// Close the grant once its task has ended, for every copy of this
+    /// sandbox at once: its handles (and this copy's hold on a parent's) go
+    /// when the running task lets go of them, however long another copy
+    /// lives. A long-lived task manager keeps the sandbox of every task it
+    /// remembers; without this each would pin descriptors.
     pub fn release(&mut self) {
-        self.opened = Arc::new(OnceLock::new());
+        self.opened.lock().unwrap().take();
         self.within = None;
         *self.checked.lock().unwrap() = Checked::Parked(None);
     }

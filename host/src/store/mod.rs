@@ -440,20 +440,10 @@ impl Store {
     /// [`StoreError::Corrupt`] for a file that is not a database,
     /// [`StoreError::Newer`] for a schema from a newer build, or an I/O error.
     pub fn open(state_dir: &Path) -> Result<Arc<Store>, StoreError> {
-        std::fs::create_dir_all(state_dir).map_err(|e| StoreError::Open {
-            path: state_dir.to_owned(),
-            source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
-        })?;
+        std::fs::create_dir_all(state_dir).map_err(|e| io_error(state_dir, e))?;
         let path = state_dir.join(STORE_FILE);
         if let Ok(meta) = std::fs::metadata(&path) {
-            if !meta.is_file() {
-                let what = if meta.is_dir() {
-                    "a directory"
-                } else {
-                    "a special file"
-                };
-                return Err(StoreError::NotAFile { path, what });
-            }
+            refuse_non_file(&path, &meta)?;
         }
         let mut writer_conn = open_connection(&path)?;
         schema::migrate(&writer_conn, &path)?;
@@ -464,10 +454,7 @@ impl Store {
         std::thread::Builder::new()
             .name("subagent-store".into())
             .spawn(move || writer(writer_conn, rx, &writer_counters))
-            .map_err(|e| StoreError::Open {
-                path: path.clone(),
-                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
-            })?;
+            .map_err(|e| io_error(&path, e))?;
         Ok(Arc::new(Store {
             path,
             counters,
@@ -486,18 +473,8 @@ impl Store {
     /// for a schema this build cannot read as it is.
     pub fn open_read_only(state_dir: &Path) -> Result<Arc<Store>, StoreError> {
         let path = state_dir.join(STORE_FILE);
-        let meta = std::fs::metadata(&path).map_err(|e| StoreError::Open {
-            path: path.clone(),
-            source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
-        })?;
-        if !meta.is_file() {
-            let what = if meta.is_dir() {
-                "a directory"
-            } else {
-                "a special file"
-            };
-            return Err(StoreError::NotAFile { path, what });
-        }
+        let meta = std::fs::metadata(&path).map_err(|e| io_error(&path, e))?;
+        refuse_non_file(&path, &meta)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&path, flags).map_err(|e| classify(&path, e))?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -916,6 +893,29 @@ fn task_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TaskRecord> {
 }
 
 /// Apply one write inside a transaction.
+/// An I/O failure opening the store at `path`.
+fn io_error(path: &Path, err: std::io::Error) -> StoreError {
+    StoreError::Open {
+        path: path.to_owned(),
+        source: rusqlite::Error::ToSqlConversionFailure(Box::new(err)),
+    }
+}
+
+/// Refuse a store path that is not a regular file, saying what it is.
+fn refuse_non_file(path: &Path, meta: &std::fs::Metadata) -> Result<(), StoreError> {
+    if meta.is_file() {
+        return Ok(());
+    }
+    Err(StoreError::NotAFile {
+        path: path.to_owned(),
+        what: if meta.is_dir() {
+            "a directory"
+        } else {
+            "a special file"
+        },
+    })
+}
+
 /// Whether task `id` has ended in the store.
 fn task_ended(tx: &rusqlite::Transaction<'_>, id: &str) -> rusqlite::Result<bool> {
     Ok(tx

@@ -782,10 +782,6 @@ impl Inner {
         if !starts.iter().any(|(started, ..)| *started == id) {
             sandbox.park();
         }
-        // No copy of the sandbox is held across the wait for the commit: the
-        // task may start, open its grant and end meanwhile, and its grant
-        // must close when it ends.
-        drop((sandbox, plan.sandbox));
         self.start_all(starts);
         let _ = accepted.await;
         Ok(id)

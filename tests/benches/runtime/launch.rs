@@ -90,10 +90,6 @@ fn one_at_a_time(scratch: &Path, iterations: usize) -> OneAtATime {
             .load(&m.name, &m.component, m.sha256.as_deref(), &m.path)
             .expect("load")
     };
-    let request = PlanRequest {
-        readonly: true,
-        ..PlanRequest::default()
-    };
     let recorded = Arc::new(Mutex::new(RunParts::default()));
     let (mut bare, mut through, mut prepare, mut queued_run) = (
         Samples::default(),
@@ -116,17 +112,7 @@ fn one_at_a_time(scratch: &Path, iterations: usize) -> OneAtATime {
             let keep = i >= warmup(iterations);
             // Bare: planned beforehand, as `noop run` is.
             let run_bare = async {
-                let plan =
-                    plan(&managed.bundle, &managed.workspace, &request, false).expect("plan");
-                let mut spec = RunSpec::new(
-                    TaskInfo {
-                        id: "t-bench".into(),
-                        subagent: "noop".into(),
-                        prompt: "nothing".into(),
-                        ..TaskInfo::default()
-                    },
-                    plan,
-                );
+                let mut spec = noop_spec(&managed);
                 spec.parts = Some(recorded.clone());
                 let start = Instant::now();
                 let result = managed
@@ -181,6 +167,24 @@ fn one_at_a_time(scratch: &Path, iterations: usize) -> OneAtATime {
         }
     });
     (bare, through, prepare, queued_run, parts)
+}
+
+/// A bare no-op run of `managed`'s bundle, planned read-only, as `noop run` is.
+fn noop_spec(managed: &Managed) -> RunSpec {
+    let request = PlanRequest {
+        readonly: true,
+        ..PlanRequest::default()
+    };
+    let plan = plan(&managed.bundle, &managed.workspace, &request, false).expect("plan");
+    RunSpec::new(
+        TaskInfo {
+            id: "t-bench".into(),
+            subagent: "noop".into(),
+            prompt: "nothing".into(),
+            ..TaskInfo::default()
+        },
+        plan,
+    )
 }
 
 /// `tasks` no-op tasks launched at once on a runtime with a worker per
@@ -250,25 +254,7 @@ fn bursts(scratch: &Path, tasks: usize) -> Burst {
                     (managed.clone(), component.clone(), slots.clone());
                 runs.spawn(async move {
                     let _slot = slots.acquire().await.expect("open semaphore");
-                    let plan = plan(
-                        &managed.bundle,
-                        &managed.workspace,
-                        &PlanRequest {
-                            readonly: true,
-                            ..PlanRequest::default()
-                        },
-                        false,
-                    )
-                    .expect("plan");
-                    let spec = RunSpec::new(
-                        TaskInfo {
-                            id: "t-bench".into(),
-                            subagent: "noop".into(),
-                            prompt: "nothing".into(),
-                            ..TaskInfo::default()
-                        },
-                        plan,
-                    );
+                    let spec = noop_spec(&managed);
                     managed
                         .runtime
                         .run(&component, spec, TaskControl::new(), Arc::new(Ignore))
