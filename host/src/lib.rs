@@ -16,6 +16,7 @@ pub mod diagnostic;
 pub mod events;
 pub mod ids;
 pub mod manifest;
+pub mod mcp;
 pub mod model;
 pub mod paths;
 pub mod plan;

@@ -23,6 +23,7 @@ mod build;
 mod control;
 mod list;
 mod logs;
+mod mcp;
 mod progress;
 mod prune;
 mod run;
@@ -77,6 +78,7 @@ enum Command {
     Cancel(control::CancelArgs),
     Send(control::SendArgs),
     Prune(prune::PruneArgs),
+    Mcp(mcp::McpArgs),
     /// The detached process of `run --background` (internal)
     #[command(hide = true)]
     RunDetached(run::DetachedArgs),
@@ -212,6 +214,7 @@ pub fn main() -> ExitCode {
         Command::Cancel(args) => control::cancel(args, &global),
         Command::Send(args) => control::send(args, &global),
         Command::Prune(args) => prune::run(args, &global),
+        Command::Mcp(args) => mcp::run(args, &global),
     };
     match result {
         Ok(code) => code,
