@@ -12,6 +12,7 @@ mod definitions;
 mod filesystem;
 mod limits;
 mod manifest;
+mod mcp;
 mod model;
 mod plugins;
 

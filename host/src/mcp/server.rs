@@ -386,6 +386,15 @@ impl Session {
         let mut events = manager.subscribe(id).map_err(|e| e.to_string())?;
         let token = context.meta.get_progress_token();
         let logger = format!("subagent/{subagent}");
+        // From 2026-07-28 a request opts in to logs in its `_meta`; before,
+        // the session's `logging/setLevel` governs (info until set).
+        let legacy = context
+            .protocol_version()
+            .is_none_or(|v| v.as_str() < rmcp::model::ProtocolVersion::V_2026_07_28.as_str());
+        let least_log = context
+            .meta
+            .log_level()
+            .or_else(|| legacy.then(|| *self.log_level.lock().unwrap()));
         let mut progress = 0u64;
         let mut cancelled = false;
         loop {
@@ -417,7 +426,7 @@ impl Session {
                 }
                 EventKind::Log { level, message } => {
                     let level = logging_level(level);
-                    if level_at_least(level, *self.log_level.lock().unwrap()) {
+                    if least_log.is_some_and(|least| level_at_least(level, least)) {
                         let note = LoggingMessageNotificationParam::new(level, json!(message))
                             .with_logger(logger.clone());
                         let _ = context.peer.notify_logging_message(note).await;
@@ -810,6 +819,8 @@ fn result_value(id: &str, subagent: &str, result: &TaskResult) -> Value {
     if let Value::Object(map) = &mut value {
         map.insert("task_id".into(), json!(id));
         map.insert("subagent".into(), json!(subagent));
+        // Always there, so a client can rely on the shape.
+        map.entry("limits_hit").or_insert_with(|| json!([]));
     }
     value
 }

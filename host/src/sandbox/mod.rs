@@ -115,10 +115,13 @@ impl WriteSet {
     ) -> Result<WriteSet, SandboxError> {
         let mut dirs = Vec::new();
         for dir in requested {
+            // Said with the grant, so the caller sees what it may ask for.
             let normalized =
                 normalize_write_dir(dir).map_err(|problem| SandboxError::InvalidWriteDir {
                     dir: dir.clone(),
-                    problem,
+                    problem: format!(
+                        "{problem}; subagent `{subagent}` may write only {self} ({grant})"
+                    ),
                 })?;
             if !self.allows(&normalized) {
                 return Err(SandboxError::Denied {

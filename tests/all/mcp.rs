@@ -1,0 +1,449 @@
+//! `subagent mcp` driven by the official MCP client SDKs: Python (PyPI
+//! `mcp`) and TypeScript (npm `@modelcontextprotocol/sdk`), each over stdio
+//! and over streamable HTTP, and the official Rust SDK (`rmcp`) for what a
+//! script cannot do from outside (a client that vanishes). The scenarios are
+//! listed in tests/mcp/CONTRACT.md; each client script asserts them and
+//! reports which passed.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// Every scenario of tests/mcp/CONTRACT.md.
+const SCENARIOS: [&str; 11] = [
+    "list-tools",
+    "list-subagents",
+    "foreground-progress",
+    "background-await-output",
+    "send-message",
+    "task-stop",
+    "cancel-notification",
+    "mcp-tasks",
+    "list-changed",
+    "write-escalation",
+    "malformed",
+];
+
+/// Where tests/mcp/setup.sh installs the clients.
+fn clients_dir() -> PathBuf {
+    repo_root().join("target").join("mcp-clients")
+}
+
+/// Install the client SDKs once per test run (the script is idempotent and
+/// locks against concurrent runs).
+fn setup_clients() {
+    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
+    let done = DONE.get_or_init(|| {
+        let out = Command::new(repo_root().join("tests/mcp/setup.sh"))
+            .output()
+            .map_err(|e| format!("cannot run tests/mcp/setup.sh: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "tests/mcp/setup.sh failed (it installs PyPI `mcp` and npm `@modelcontextprotocol/sdk`):\n{}{}",
+                stdout(&out),
+                stderr(&out)
+            ))
+        }
+    });
+    if let Err(err) = done {
+        panic!("{err}");
+    }
+}
+
+/// A registry with `echo` (may write `out/`) and `hello` (read-only), a
+/// workspace, a state directory, and a bundle to add later.
+struct McpFixture {
+    dir: tempfile::TempDir,
+}
+
+impl McpFixture {
+    fn new() -> McpFixture {
+        let dir = tempfile::tempdir().unwrap();
+        let agents = dir.path().join("agents");
+        write_bundle(
+            &agents,
+            "echo",
+            "echo",
+            "permission_mode = \"default\"\nallowed_write_directories = [\"out\"]",
+        );
+        std::fs::write(
+            agents.join("echo/subagent.toml"),
+            std::fs::read_to_string(agents.join("echo/subagent.toml"))
+                .unwrap()
+                .replace(
+                    "description = \"d\"",
+                    "description = \"Echoes: progress N, collect N, until-cancel, log, task\"",
+                ),
+        )
+        .unwrap();
+        let hello = agents.join("hello");
+        std::fs::create_dir_all(&hello).unwrap();
+        std::fs::write(
+            hello.join("subagent.toml"),
+            format!(
+                "name = \"hello\"\ndescription = \"Says hello\"\ncomponent = {:?}\n",
+                plugin("hello").display().to_string()
+            ),
+        )
+        .unwrap();
+        let extra = write_bundle(dir.path(), "extra", "echo", "");
+        std::fs::write(
+            extra.join("subagent.toml"),
+            std::fs::read_to_string(extra.join("subagent.toml"))
+                .unwrap()
+                .replace("name = \"extra\"", "name = \"late-arrival\"")
+                .replace("description = \"d\"", "description = \"Arrived late\""),
+        )
+        .unwrap();
+        std::fs::create_dir_all(dir.path().join("ws")).unwrap();
+        McpFixture { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The global options of the server and of the CLI that inspects it.
+    fn global_args(&self) -> Vec<String> {
+        vec![
+            "--agents".into(),
+            path(&self.path("agents")).into(),
+            "--state-dir".into(),
+            path(&self.path("state")).into(),
+            "--cache-dir".into(),
+            path(&cache_dir()).into(),
+        ]
+    }
+
+    /// `subagent tasks --json` of this fixture's store.
+    fn stored_task_ids(&self) -> Vec<String> {
+        let mut args = self.global_args();
+        args.extend(["tasks".into(), "--json".into(), "--limit".into(), "1000".into()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = subagent(&args);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        stdout(&out)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter_map(|task| task["id"].as_str().map(String::from))
+            .collect()
+    }
+}
+
+/// Run one client script over one transport and check its report.
+fn drive(client: &str, transport: &str) {
+    setup_clients();
+    let fixture = McpFixture::new();
+    let report = fixture.path("report.json");
+    let mut command = match client {
+        "python" => {
+            let mut c = Command::new(clients_dir().join("venv/bin/python"));
+            c.arg(repo_root().join("tests/mcp/python/client.py"));
+            c
+        }
+        "node" => {
+            // ESM finds packages next to the script: run a copy from there.
+            let script = clients_dir().join("node").join(format!(
+                "client-{}-{transport}.mjs",
+                std::process::id()
+            ));
+            std::fs::copy(repo_root().join("tests/mcp/node/client.mjs"), &script).unwrap();
+            let mut c = Command::new("node");
+            c.arg(script);
+            c
+        }
+        _ => unreachable!(),
+    };
+    command
+        .env(
+            "SUBAGENT_BIN",
+            env!("CARGO_BIN_EXE_subagent-under-test"),
+        )
+        .env("SUBAGENT_ARGS", json!(fixture.global_args()).to_string())
+        .env("WORKSPACE", fixture.path("ws"))
+        .env("AGENTS_DIR", fixture.path("agents"))
+        .env("EXTRA_BUNDLE", fixture.path("extra"))
+        .env("TRANSPORT", transport)
+        .env("REPORT", &report)
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .stdin(Stdio::null());
+    let out = command.output().unwrap();
+    let text = format!("stdout:\n{}\nstderr:\n{}", stdout(&out), stderr(&out));
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(&report)
+            .unwrap_or_else(|e| panic!("the {client} client wrote no report ({e}):\n{text}")),
+    )
+    .unwrap();
+    let passed: Vec<&str> = report["passed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let failed: Vec<&str> = SCENARIOS
+        .iter()
+        .copied()
+        .filter(|s| !passed.contains(s))
+        .collect();
+    assert!(
+        failed.is_empty() && out.status.success(),
+        "{client} over {transport}: scenarios not passed: {failed:?}\n{text}"
+    );
+    // Tasks launched over MCP are in the durable store, for every face.
+    let ids: Vec<String> = report["task_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str().map(String::from))
+        .collect();
+    assert!(ids.len() >= 5, "the client reported few task ids: {ids:?}");
+    let stored = fixture.stored_task_ids();
+    for id in &ids {
+        assert!(
+            stored.contains(id),
+            "task {id} launched over MCP is not in `subagent tasks`: {stored:?}"
+        );
+    }
+}
+
+#[test]
+fn the_python_sdk_client_over_stdio() {
+    drive("python", "stdio");
+}
+
+#[test]
+fn the_python_sdk_client_over_http() {
+    drive("python", "http");
+}
+
+#[test]
+fn the_typescript_sdk_client_over_stdio() {
+    drive("node", "stdio");
+}
+
+#[test]
+fn the_typescript_sdk_client_over_http() {
+    drive("node", "http");
+}
+
+/// The server over stdio, spawned for the rmcp client.
+fn server(fixture: &McpFixture) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_subagent-under-test"));
+    command
+        .args(fixture.global_args())
+        .args(["mcp", "--workspace", path(&fixture.path("ws"))])
+        .env("XDG_CONFIG_HOME", "/nonexistent");
+    command
+}
+
+fn tool(name: &str, arguments: Value) -> CallToolRequestParams {
+    CallToolRequestParams::new(name.to_owned())
+        .with_arguments(arguments.as_object().unwrap().clone())
+}
+
+fn status_of(fixture: &McpFixture, id: &str) -> String {
+    let mut args = fixture.global_args();
+    args.extend(["show".into(), id.into(), "--json".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = subagent(&args);
+    let shown: Value = serde_json::from_str(&stdout(&out))
+        .unwrap_or_else(|_| panic!("show {id}: {}", stderr(&out)));
+    shown["task"]["status"].as_str().unwrap_or_default().to_owned()
+}
+
+/// A client that vanishes mid-call (its pipes closed, no goodbye): its
+/// foreground task is cancelled, its background task runs on (here until a
+/// `subagent send` from another process completes it), and then the server
+/// exits by itself: no orphans, nothing left running.
+#[test]
+fn a_vanished_client_cancels_its_foreground_tasks_and_lets_background_ones_finish() {
+    let fixture = McpFixture::new();
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    let mut pid = 0;
+    let (background, foreground) = tokio.block_on(async {
+        // The client talks over the server's pipes; dropping it closes them
+        // and leaves the process to itself.
+        let mut child = tokio::process::Command::from(server(&fixture))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        pid = child.id().expect("the server runs");
+        let pipes = (child.stdout.take().unwrap(), child.stdin.take().unwrap());
+        let client = ().serve(pipes).await.unwrap();
+        let launched = client
+            .call_tool(tool(
+                "task",
+                json!({"subagent": "echo", "prompt": "collect 1", "run_in_background": true}),
+            ))
+            .await
+            .unwrap();
+        let background = launched.structured_content.unwrap()["task_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // A foreground call that would wait forever.
+        let peer = client.peer().clone();
+        tokio::spawn(async move {
+            let _ = peer
+                .call_tool(tool("task", json!({"subagent": "echo", "prompt": "until-cancel"})))
+                .await;
+        });
+        let foreground = loop {
+            let listed = client
+                .call_tool(tool(
+                    "list_tasks",
+                    json!({"subagent": "echo", "status": "running"}),
+                ))
+                .await
+                .unwrap();
+            let tasks = listed.structured_content.unwrap()["tasks"].clone();
+            if let Some(task) = tasks
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["task_id"] != json!(background))
+            {
+                break task["task_id"].as_str().unwrap().to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        // Gone without a word: the transport (its pipes) is dropped.
+        drop(client);
+        (background, foreground)
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while status_of(&fixture, &foreground) != "cancelled" {
+        assert!(
+            Instant::now() < deadline,
+            "the foreground task of a vanished client is {}",
+            status_of(&fixture, &foreground)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(status_of(&fixture, &background), "running");
+    assert!(alive(pid), "the server left while a background task ran");
+    let mut args = fixture.global_args();
+    args.extend(["send".into(), background.clone(), "done".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = subagent(&args);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    while alive(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the server did not exit after its last task ended"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(status_of(&fixture, &background), "completed");
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie (exited, not yet reaped by tokio) counts as gone.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| !stat.contains(") Z "))
+        .unwrap_or(false)
+}
+
+/// Beyond loopback the server refuses to start without a token; with one,
+/// a request without it (or with a wrong one) is turned away before any
+/// MCP is spoken, and so is a browser from a foreign origin.
+#[test]
+fn http_beyond_loopback_needs_a_bearer_token_and_checks_origins() {
+    let fixture = McpFixture::new();
+    let out = Command::new(env!("CARGO_BIN_EXE_subagent-under-test"))
+        .args(fixture.global_args())
+        .args(["mcp", "--workspace", path(&fixture.path("ws"))])
+        .args(["--listen", "0.0.0.0:0"])
+        .env_remove("SUBAGENT_MCP_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("SUBAGENT_MCP_TOKEN"),
+        "{}",
+        stderr(&out)
+    );
+
+    let token = "a-long-enough-test-token-0123456789";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_subagent-under-test"))
+        .args(fixture.global_args())
+        .args(["mcp", "--workspace", path(&fixture.path("ws"))])
+        .args(["--listen", "127.0.0.1:0"])
+        .env("SUBAGENT_MCP_TOKEN", token)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let address = listening_address(&mut child);
+    let initialize = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let answer = |headers: &[&str]| http_post(&address, headers, initialize);
+    let without = answer(&[]);
+    assert!(without.starts_with("HTTP/1.1 401"), "{without}");
+    let wrong = answer(&["Authorization: Bearer not-the-token-at-all-0000000000"]);
+    assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong}");
+    let bearer = format!("Authorization: Bearer {token}");
+    let foreign = answer(&[&bearer, "Origin: https://evil.example"]);
+    assert!(foreign.starts_with("HTTP/1.1 403"), "{foreign}");
+    let right = answer(&[&bearer]);
+    assert!(right.starts_with("HTTP/1.1 200"), "{right}");
+    assert!(right.contains("\"serverInfo\""), "{right}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+fn listening_address(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(stderr).read_line(&mut line).unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("subagent mcp: listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line: {line}"));
+    url.trim_end_matches("/mcp").to_owned()
+}
+
+/// One HTTP/1.1 POST to /mcp; the response's head and the start of its body.
+fn http_post(address: &str, headers: &[&str], body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut request = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for header in headers {
+        request.push_str(header);
+        request.push_str("\r\n");
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Enough to see the head and the first event; an SSE stream may stay open.
+    while let Ok(n) = stream.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        response.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&response);
+        if text.contains("serverInfo") || (text.contains("\r\n\r\n") && !text.starts_with("HTTP/1.1 200")) {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&response).into_owned()
+}
