@@ -21,6 +21,8 @@
 mod filesystem;
 #[path = "runtime/launch.rs"]
 mod launch;
+#[path = "runtime/mcp.rs"]
+mod mcp;
 #[path = "runtime/tree.rs"]
 mod tree;
 #[path = "runtime/workloads.rs"]
@@ -138,11 +140,18 @@ fn main() {
                 );
                 return;
             }
+            // Only the MCP overhead, N tasks each way.
+            "--mcp" => {
+                let count = args.next().and_then(|n| n.parse().ok()).unwrap_or(1000);
+                let scratch = tempfile::tempdir().expect("temp dir");
+                mcp::print(&mcp::measure(scratch.path(), count));
+                return;
+            }
             // `cargo bench` passes `--bench` to every bench binary.
             "--bench" => {}
             "-h" | "--help" => {
                 println!(
-                    "usage: cargo bench -p subagent-tests --bench runtime [-- --quick | --workloads [LOG_CALLS] | --profile-manager N | --profile-burst ROUNDS]"
+                    "usage: cargo bench -p subagent-tests --bench runtime [-- --quick | --workloads [LOG_CALLS] | --mcp [N] | --profile-manager N | --profile-burst ROUNDS]"
                 );
                 return;
             }
@@ -170,6 +179,7 @@ fn main() {
     let spawn = spawn_true(n.spawns);
     let launch = launch::measure(scratch.path(), n.tasks, n.burst, n.processes);
     let workloads = workloads::measure(scratch.path(), n.flood, 10_000, 50_000);
+    let mcp = mcp::measure(scratch.path(), n.durable);
     let fs = filesystem::measure_all(scratch.path(), &n.fs);
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -279,6 +289,7 @@ fn main() {
     );
     launch::print(&launch, &spawn);
     workloads::print(&workloads);
+    mcp::print(&mcp);
     println!();
     for line in &fs.notes {
         println!("{line}");

@@ -347,7 +347,8 @@ class Context {
         const result = await this.call(name, args, options);
         assert(!result.isError, `${name} ${brief(args)}: unexpected tool error: ${brief(textOf(result))}`);
         assert(result.structuredContent && typeof result.structuredContent === 'object', `${name} ${brief(args)}: no structuredContent in ${brief(result)}`);
-        assert(textOf(result).length > 0 || (result.content ?? []).length > 0, `${name} ${brief(args)}: no content`);
+        const content = result.content ?? [];
+        this.expect(content.length === 1 && content[0].type === 'text', `${name} ${brief(args)}: expected one text content, got ${brief(content)}`);
         return result.structuredContent;
     }
 

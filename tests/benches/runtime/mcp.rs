@@ -1,0 +1,149 @@
+//! What `subagent mcp` adds (issue 11): a no-op task through `subagent mcp`
+//! over stdio — the official Rust SDK's client (`rmcp`) calling `task` and
+//! waiting for the result — against the same task through `TaskManager::run`
+//! in this process, sample by sample in one loop. Both sides run with a
+//! durable store, the same registry and workspace.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use serde_json::json;
+use subagent_host::store::Store;
+use subagent_host::tasks::{LaunchRequest, ManagerConfig, SubagentRef, TaskManager};
+use subagent_host::{Runtime, TaskStatus};
+
+use super::{Samples, format_time};
+
+/// The aim of issue 11: MCP adds at most this at p50.
+const TARGET: Duration = Duration::from_micros(100);
+
+pub struct Mcp {
+    pub over_mcp: Samples,
+    pub manager: Samples,
+}
+
+pub fn measure(scratch: &Path, tasks: usize) -> Mcp {
+    let dir = scratch.join("mcp");
+    let agents = dir.join("agents");
+    let workspace = dir.join("ws");
+    std::fs::create_dir_all(agents.join("noop")).unwrap();
+    std::fs::create_dir_all(&workspace).unwrap();
+    std::fs::write(
+        agents.join("noop/subagent.toml"),
+        format!(
+            "name = \"noop\"\ndescription = \"does nothing\"\ncomponent = {:?}\n",
+            subagent_tests::guest("noop").display().to_string()
+        ),
+    )
+    .unwrap();
+    let cache = dir.join("cache");
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tokio.block_on(async {
+        let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_subagent-under-test"))
+            .arg("--agents")
+            .arg(&agents)
+            .arg("--state-dir")
+            .arg(dir.join("mcp-state"))
+            .arg("--cache-dir")
+            .arg(&cache)
+            .arg("mcp")
+            .arg("--workspace")
+            .arg(&workspace)
+            .env("XDG_CONFIG_HOME", "/nonexistent")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("subagent mcp");
+        let pipes = (server.stdout.take().unwrap(), server.stdin.take().unwrap());
+        let client = ().serve(pipes).await.expect("MCP handshake");
+
+        let runtime = std::sync::Arc::new(
+            Runtime::new(subagent_host::RuntimeConfig {
+                cache_dir: Some(cache.clone()),
+                ..Default::default()
+            })
+            .unwrap(),
+        );
+        let manager = TaskManager::builder(runtime)
+            .config(ManagerConfig {
+                agents: vec![agents.clone()],
+                ..ManagerConfig::default()
+            })
+            .store(Store::open(&dir.join("manager-state")).unwrap())
+            .build()
+            .unwrap();
+
+        let call = CallToolRequestParams::new("task").with_arguments(
+            json!({"subagent": "noop", "prompt": "x"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
+        let request = || {
+            LaunchRequest::new(SubagentRef::Name("noop".into()), "x", workspace.clone())
+        };
+        let mut result = Mcp {
+            over_mcp: Samples::default(),
+            manager: Samples::default(),
+        };
+        // Warm both (component compiled and cached, pages touched).
+        for _ in 0..20 {
+            client.call_tool(call.clone()).await.unwrap();
+            manager.run(request()).await.unwrap();
+        }
+        for _ in 0..tasks {
+            let start = Instant::now();
+            let answer = client.call_tool(call.clone()).await.unwrap();
+            result.over_mcp.push(start.elapsed());
+            let status = answer.structured_content.as_ref().map(|v| v["status"].clone());
+            assert_eq!(
+                status,
+                Some(json!("completed")),
+                "a no-op task over MCP: {answer:?}"
+            );
+
+            let start = Instant::now();
+            let (_, done) = manager.run(request()).await.unwrap();
+            result.manager.push(start.elapsed());
+            assert_eq!(done.status, TaskStatus::Completed);
+        }
+        drop(client);
+        let _ = tokio::time::timeout(Duration::from_secs(10), server.wait()).await;
+        manager.shutdown(Duration::from_secs(1)).await;
+        result
+    })
+}
+
+pub fn print(mcp: &Mcp) {
+    let (over, direct) = (mcp.over_mcp.p50(), mcp.manager.p50());
+    let added = over.saturating_sub(direct);
+    println!();
+    println!(
+        "subagent mcp (issue 11): a no-op task, client -> result, over stdio against TaskManager::run in-process, sample by sample ({} each, durable store on both)",
+        mcp.over_mcp.len()
+    );
+    println!(
+        "  TaskManager::run:              p50 {:>9}  p99 {:>9}",
+        format_time(direct),
+        format_time(mcp.manager.p99())
+    );
+    println!(
+        "  task over subagent mcp (rmcp): p50 {:>9}  p99 {:>9}",
+        format_time(over),
+        format_time(mcp.over_mcp.p99())
+    );
+    println!(
+        "  MCP adds {} at p50 (target <= {}: {})",
+        format_time(added),
+        format_time(TARGET),
+        if added <= TARGET { "met" } else { "NOT met" }
+    );
+}
