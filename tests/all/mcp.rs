@@ -91,7 +91,12 @@ impl McpFixture {
             hello.join("subagent.toml"),
             format!(
                 "name = \"hello\"\ndescription = \"Says hello\"\ncomponent = {:?}\n",
-                plugin("hello").display().to_string()
+                subagent_host::Bundle::open(&plugin("hello"))
+                    .unwrap()
+                    .manifest
+                    .component
+                    .display()
+                    .to_string()
             ),
         )
         .unwrap();
