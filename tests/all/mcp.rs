@@ -452,3 +452,96 @@ fn http_post(address: &str, headers: &[&str], body: &str) -> String {
     }
     String::from_utf8_lossy(&response).into_owned()
 }
+
+/// The README's client snippets (Claude Code, Cursor, Codex, opencode), as
+/// written but for the checkout's path and the binary under test: each
+/// command line starts a server that answers an MCP client and lists the
+/// repository's plugins in `task`'s description.
+#[test]
+fn the_readme_client_snippets_start_a_working_server() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let snippet = |name: &str| -> String {
+        let marker = format!("<!-- mcp-snippet: {name} -->");
+        let start = readme
+            .find(&marker)
+            .unwrap_or_else(|| panic!("README has no {marker}"));
+        let block = &readme[start + marker.len()..];
+        let body = &block[block.find('\n').unwrap() + 1..];
+        let body = &body[body.find('\n').unwrap() + 1..];
+        body[..body.find("```").unwrap()].to_owned()
+    };
+    let as_strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let mut command_lines: Vec<(&str, Vec<String>)> = Vec::new();
+    let claude = snippet("claude");
+    let after = claude.trim().split_once(" -- ").expect("claude mcp add NAME -- COMMAND").1;
+    command_lines.push(("claude", after.split_whitespace().map(String::from).collect()));
+    let cursor: Value = serde_json::from_str(&snippet("cursor")).expect("cursor JSON");
+    let server = &cursor["mcpServers"]["subagents"];
+    let mut line = vec![server["command"].as_str().unwrap().to_owned()];
+    line.extend(as_strings(&server["args"]));
+    command_lines.push(("cursor", line));
+    let codex: toml::Table = toml::from_str(&snippet("codex")).expect("codex TOML");
+    let server = &codex["mcp_servers"]["subagents"];
+    let mut line = vec![server["command"].as_str().unwrap().to_owned()];
+    line.extend(
+        server["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_owned()),
+    );
+    command_lines.push(("codex", line));
+    let opencode: Value = serde_json::from_str(&snippet("opencode")).expect("opencode JSON");
+    let server = &opencode["mcp"]["servers"]["subagents"];
+    assert_eq!(server["type"], "local");
+    command_lines.push(("opencode", as_strings(&server["command"])));
+
+    let plugins = path(&repo_root().join("plugins")).to_owned();
+    let workspace = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    for (client, line) in command_lines {
+        assert_eq!(line[0], "subagent", "{client}: {line:?}");
+        let args: Vec<String> = line[1..]
+            .iter()
+            .map(|a| a.replace("/path/to/subagent-host/plugins", &plugins))
+            .collect();
+        tokio.block_on(async {
+            let mut child =
+                tokio::process::Command::new(env!("CARGO_BIN_EXE_subagent-under-test"))
+                    .args(&args)
+                    .args(["--state-dir", path(state.path())])
+                    .args(["--cache-dir", path(&cache_dir())])
+                    .current_dir(workspace.path())
+                    .env("XDG_CONFIG_HOME", "/nonexistent")
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .kill_on_drop(true)
+                    .spawn()
+                    .unwrap();
+            let pipes = (child.stdout.take().unwrap(), child.stdin.take().unwrap());
+            let service = ().serve(pipes).await.unwrap();
+            let tools = service.list_all_tools().await.unwrap();
+            let task = tools.iter().find(|t| t.name == "task").expect("a task tool");
+            let description = task.description.as_deref().unwrap_or_default();
+            for plugin in ["deep-search", "hello", "todo-report"] {
+                assert!(
+                    description.contains(&format!("- {plugin}: ")),
+                    "{client}: `task` does not list {plugin}:\n{description}"
+                );
+            }
+            drop(service);
+            let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+                .await
+                .expect("the server exits when its client leaves")
+                .unwrap();
+            assert!(status.success(), "{client}: {status}");
+        });
+    }
+}
