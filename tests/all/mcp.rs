@@ -545,3 +545,78 @@ fn the_readme_client_snippets_start_a_working_server() {
         });
     }
 }
+
+/// A client (on the handshake-era protocol, where roots live) that offers
+/// one root.
+struct RootsClient {
+    root: String,
+}
+
+impl rmcp::ClientHandler for RootsClient {
+    fn get_info(&self) -> rmcp::model::ClientInfo {
+        use rmcp::model::{ClientCapabilities, ClientInfo, Implementation, ProtocolVersion};
+        ClientInfo::new(
+            ClientCapabilities::builder().enable_roots().build(),
+            Implementation::new("roots-test", "1"),
+        )
+        .with_protocol_version(ProtocolVersion::V_2025_11_25)
+    }
+
+    #[allow(deprecated)]
+    async fn list_roots(
+        &self,
+        _context: rmcp::service::RequestContext<rmcp::RoleClient>,
+    ) -> Result<rmcp::model::ListRootsResult, rmcp::ErrorData> {
+        Ok(rmcp::model::ListRootsResult::new(vec![rmcp::model::Root::new(
+            self.root.clone(),
+        )]))
+    }
+}
+
+/// Where the client offers roots, a task's workspace must lie inside them,
+/// from the very first call: the server's own workspace is no exception.
+#[test]
+fn a_workspace_must_lie_inside_the_clients_roots() {
+    let fixture = McpFixture::new();
+    let ws = fixture.path("ws");
+    std::fs::create_dir_all(ws.join("inner dir")).unwrap();
+    std::fs::create_dir_all(ws.join("outer")).unwrap();
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    tokio.block_on(async {
+        let mut child = tokio::process::Command::from(server(&fixture))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let pipes = (child.stdout.take().unwrap(), child.stdin.take().unwrap());
+        let client = RootsClient {
+            root: format!("file://{}", path(&ws.join("inner dir")).replace(' ', "%20")),
+        }
+        .serve(pipes)
+        .await
+        .unwrap();
+        let hello = |workspace: Option<PathBuf>| {
+            let mut arguments = json!({"subagent": "hello", "prompt": "hi"});
+            if let Some(workspace) = workspace {
+                arguments["workspace"] = json!(path(&workspace));
+            }
+            tool("task", arguments)
+        };
+        for outside in [None, Some(ws.join("outer")), Some(ws.clone())] {
+            let refused = client.call_tool(hello(outside.clone())).await.unwrap();
+            assert_eq!(refused.is_error, Some(true), "{outside:?}: {refused:?}");
+            let text = format!("{:?}", refused.content);
+            assert!(text.contains("outside the client's roots"), "{outside:?}: {text}");
+        }
+        let inside = client
+            .call_tool(hello(Some(ws.join("inner dir"))))
+            .await
+            .unwrap();
+        assert_eq!(
+            inside.structured_content.as_ref().unwrap()["status"],
+            "completed",
+            "{inside:?}"
+        );
+    });
+}

@@ -44,9 +44,14 @@ pub fn run(args: McpArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let store = global.store()?;
     let models = global.models(None, None)?;
     let runtime = Arc::new(global.runtime()?);
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    // One client over stdio: its calls and their tasks' events stay on one
+    // thread (tasks past their first slice move to the blocking pool, as in
+    // `subagent run`). Many HTTP clients get a worker per core.
+    let tokio = if http.is_some() {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build()?
+    } else {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+    };
     tokio.block_on(async {
         let manager = TaskManager::builder(runtime)
             .config(global.manager_config())

@@ -213,7 +213,16 @@ impl Session {
 
     /// The workspace a call names (default: the server's), canonical, and
     /// only inside the client's roots or else the server's workspace.
-    fn workspace(&self, named: Option<String>) -> Result<PathBuf, String> {
+    async fn workspace(
+        &self,
+        named: Option<String>,
+        peer: &Peer<RoleServer>,
+    ) -> Result<PathBuf, String> {
+        // The roots are asked for once the session starts; a call that comes
+        // first waits for them rather than miss them.
+        if self.roots.lock().unwrap().is_none() {
+            self.refresh_roots(peer).await;
+        }
         let path = match named {
             Some(named) => {
                 let named = PathBuf::from(named);
@@ -324,7 +333,9 @@ impl Session {
         let write = args.strings("write_dirs").map_err(|e| e.0)?;
         let model = args.string("model").map_err(|e| e.0)?;
         let timeout = args.duration("timeout").map_err(|e| e.0)?;
-        let workspace = self.workspace(args.string("workspace").map_err(|e| e.0)?)?;
+        let workspace = self
+            .workspace(args.string("workspace").map_err(|e| e.0)?, &context.peer)
+            .await?;
         if subagent.contains('/') || subagent.ends_with(".toml") || subagent.ends_with(".md") {
             return Err(format!(
                 "task: `subagent` must be the name of a registered subagent (see list_subagents), not a path: `{subagent}`"
@@ -383,7 +394,6 @@ impl Session {
         context: &RequestContext<RoleServer>,
     ) -> Result<TaskResult, String> {
         let manager = &self.host.manager;
-        let mut events = manager.subscribe(id).map_err(|e| e.to_string())?;
         let token = context.meta.get_progress_token();
         let logger = format!("subagent/{subagent}");
         // From 2026-07-28 a request opts in to logs in its `_meta`; before,
@@ -395,6 +405,23 @@ impl Session {
             .meta
             .log_level()
             .or_else(|| legacy.then(|| *self.log_level.lock().unwrap()));
+        if token.is_none() && least_log.is_none() {
+            // Nothing to forward: wait for the end alone.
+            let ids = [id.to_owned()];
+            tokio::select! {
+                _ = manager.await_tasks(&ids, None) => {}
+                () = context.ct.cancelled() => {
+                    let _ = manager.cancel(id);
+                    return Err(format!("task {id} was cancelled by the client"));
+                }
+            }
+            return manager
+                .get(id)
+                .map_err(|e| e.to_string())?
+                .result
+                .ok_or_else(|| format!("task {id} ended without a result"));
+        }
+        let mut events = manager.subscribe(id).map_err(|e| e.to_string())?;
         let mut progress = 0u64;
         let mut cancelled = false;
         loop {

@@ -23,6 +23,9 @@ const TARGET: Duration = Duration::from_micros(100);
 pub struct Mcp {
     pub over_mcp: Samples,
     pub manager: Samples,
+    /// A tool call that runs no task (`await_tasks` with no ids, refused at
+    /// once): the protocol's own round trip through both processes.
+    pub round_trip: Samples,
 }
 
 pub fn measure(scratch: &Path, tasks: usize) -> Mcp {
@@ -40,7 +43,9 @@ pub fn measure(scratch: &Path, tasks: usize) -> Mcp {
     )
     .unwrap();
     let cache = dir.join("cache");
-    let tokio = tokio::runtime::Builder::new_multi_thread()
+    // The client and the in-process manager share one thread, as the
+    // server's calls and their tasks do (`subagent mcp` over stdio).
+    let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
@@ -90,9 +95,12 @@ pub fn measure(scratch: &Path, tasks: usize) -> Mcp {
         let request = || {
             LaunchRequest::new(SubagentRef::Name("noop".into()), "x", workspace.clone())
         };
+        let empty_await = CallToolRequestParams::new("await_tasks")
+            .with_arguments(json!({"task_ids": []}).as_object().unwrap().clone());
         let mut result = Mcp {
             over_mcp: Samples::default(),
             manager: Samples::default(),
+            round_trip: Samples::default(),
         };
         // Warm both (component compiled and cached, pages touched).
         for _ in 0..20 {
@@ -114,6 +122,11 @@ pub fn measure(scratch: &Path, tasks: usize) -> Mcp {
             let (_, done) = manager.run(request()).await.unwrap();
             result.manager.push(start.elapsed());
             assert_eq!(done.status, TaskStatus::Completed);
+
+            let start = Instant::now();
+            let refused = client.call_tool(empty_await.clone()).await.unwrap();
+            result.round_trip.push(start.elapsed());
+            assert_eq!(refused.is_error, Some(true), "await_tasks [] is refused");
         }
         drop(client);
         let _ = tokio::time::timeout(Duration::from_secs(10), server.wait()).await;
@@ -139,6 +152,11 @@ pub fn print(mcp: &Mcp) {
         "  task over subagent mcp (rmcp): p50 {:>9}  p99 {:>9}",
         format_time(over),
         format_time(mcp.over_mcp.p99())
+    );
+    println!(
+        "  a tool call that runs no task:  p50 {:>9}  p99 {:>9}  (the protocol round trip: JSON-RPC over the pipes, both processes)",
+        format_time(mcp.round_trip.p50()),
+        format_time(mcp.round_trip.p99())
     );
     println!(
         "  MCP adds {} at p50 (target <= {}: {})",
