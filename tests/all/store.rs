@@ -943,3 +943,57 @@ fn a_store_can_be_read_without_write_access() {
         stdout(&show)
     );
 }
+
+/// A long-lived host (`subagent mcp`) keeps a bounded number of ended task
+/// trees in memory; the rest are forgotten there and read from the store.
+/// Before, every ended task's events, output and result stayed in memory for
+/// the manager's lifetime.
+#[tokio::test]
+async fn a_long_lived_manager_forgets_old_ended_trees_and_the_store_keeps_them() {
+    let env = Env::new();
+    let store = env.store();
+    let runtime = Arc::new(
+        subagent_host::Runtime::new(subagent_host::RuntimeConfig {
+            cache_dir: Some(cache_dir()),
+            ..Default::default()
+        })
+        .unwrap(),
+    );
+    let manager = TaskManager::builder(runtime)
+        .config(subagent_host::tasks::ManagerConfig {
+            ended_in_memory: Some(4),
+            ..Default::default()
+        })
+        .store(store.clone())
+        .build()
+        .unwrap();
+    let bundle = Bundle::open(&env.bundle("misbehave")).unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..30 {
+        let request = LaunchRequest::new(
+            SubagentRef::Bundle(Box::new(bundle.clone())),
+            "print 10",
+            env.workspace(),
+        );
+        let (id, result) = manager.run(request).await.unwrap();
+        assert_eq!(result.status, TaskStatus::Completed);
+        ids.push(id);
+    }
+    let in_memory = manager.list(&Default::default()).len();
+    assert!(
+        (4..=7).contains(&in_memory),
+        "{in_memory} ended tasks in memory, keeping 4 (forgotten in batches of up to 3)"
+    );
+    // The newest is still here; the oldest is forgotten here, kept there.
+    assert!(manager.get(ids.last().unwrap()).is_ok());
+    assert!(matches!(
+        manager.get(&ids[0]),
+        Err(subagent_host::tasks::ManagerError::NotFound(_))
+    ));
+    let stored = store.task(&ids[0]).unwrap();
+    assert_eq!(stored.status, TaskStatus::Completed);
+    assert!(stored.result.is_some());
+    let (output, _) = store.output(&ids[0], 0, 1 << 20).unwrap();
+    assert!(!output.is_empty());
+    manager.shutdown(Duration::from_secs(1)).await;
+}

@@ -31,6 +31,9 @@ pub struct McpArgs {
     allow_origin: Vec<String>,
 }
 
+/// Ended task trees the server keeps in memory; older ones are in the store.
+const ENDED_IN_MEMORY: usize = 1000;
+
 pub fn run(args: McpArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let workspace = workspace(args.workspace)?;
     let http = args.listen.map(|listen| HttpOptions {
@@ -53,8 +56,14 @@ pub fn run(args: McpArgs, global: &Global) -> anyhow::Result<ExitCode> {
         tokio::runtime::Builder::new_current_thread().enable_all().build()?
     };
     tokio.block_on(async {
+        // A long-lived host: ended tasks are read from the store once
+        // they are old (tools fall back to it), so memory stays bounded.
+        let config = crate::tasks::ManagerConfig {
+            ended_in_memory: Some(ENDED_IN_MEMORY),
+            ..global.manager_config()
+        };
         let manager = TaskManager::builder(runtime)
-            .config(global.manager_config())
+            .config(config)
             .store(store.clone())
             .models(models)
             .build()?;

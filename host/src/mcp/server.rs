@@ -777,25 +777,42 @@ impl Session {
         Ok(json!({ "subagents": subagents }))
     }
 
-    /// `tasks/get`: a host task as an MCP task.
-    fn mcp_task(&self, id: &str) -> Result<DetailedTask, McpError> {
-        let snapshot = self
-            .host
-            .manager
-            .get(id)
-            .map_err(|_| McpError::invalid_params(format!("no task `{id}`"), None))?;
-        let created = iso8601(snapshot.created_at_ms);
-        let updated = iso8601(
-            snapshot
-                .ended_at_ms
-                .or(snapshot.started_at_ms)
-                .unwrap_or(snapshot.created_at_ms),
-        );
-        let payload = match (&snapshot.result, snapshot.status) {
+    /// `tasks/get`: a host task as an MCP task, from memory or, once the
+    /// manager has forgotten it, from the store.
+    async fn mcp_task(&self, id: &str) -> Result<DetailedTask, McpError> {
+        let not_found = || McpError::invalid_params(format!("no task `{id}`"), None);
+        let view = match self.host.manager.get(id) {
+            Ok(s) => TaskView {
+                subagent: s.subagent,
+                status: s.status,
+                result: s.result,
+                created_at_ms: s.created_at_ms,
+                updated_at_ms: s.ended_at_ms.or(s.started_at_ms).unwrap_or(s.created_at_ms),
+            },
+            Err(_) => {
+                let store = self.host.store.clone().ok_or_else(not_found)?;
+                let lookup = id.to_owned();
+                let record = tokio::task::spawn_blocking(move || store.task(&lookup))
+                    .await
+                    .map_err(|e| McpError::internal_error(e.to_string(), None))?
+                    .map_err(|_| not_found())?;
+                TaskView {
+                    subagent: record.subagent,
+                    status: record.status,
+                    result: record.result,
+                    created_at_ms: record.created_at_ms,
+                    updated_at_ms: record
+                        .ended_at_ms
+                        .or(record.started_at_ms)
+                        .unwrap_or(record.created_at_ms),
+                }
+            }
+        };
+        let payload = match (&view.result, view.status) {
             (_, TaskStatus::Queued | TaskStatus::Running) => TaskPayload::Working,
             (_, TaskStatus::Cancelled) => TaskPayload::Cancelled,
             (Some(result), _) => {
-                let value = serde_json::to_value(task_call_result(id, &snapshot.subagent, result))
+                let value = serde_json::to_value(task_call_result(id, &view.subagent, result))
                     .map_err(|e| McpError::internal_error(e.to_string(), None))?;
                 let Value::Object(result) = value else {
                     unreachable!("a CallToolResult is an object")
@@ -804,16 +821,27 @@ impl Session {
             }
             (None, _) => TaskPayload::Working,
         };
-        let mut task = Task::new(id, McpTaskStatus::Working, created, updated);
-        if !matches!(payload, TaskPayload::Working) {
-            task = task.with_status_message(snapshot.status.to_string());
-        } else {
-            task = task
-                .with_status_message(snapshot.status.to_string())
-                .with_poll_interval_ms(POLL_INTERVAL_MS);
+        let mut task = Task::new(
+            id,
+            McpTaskStatus::Working,
+            iso8601(view.created_at_ms),
+            iso8601(view.updated_at_ms),
+        )
+        .with_status_message(view.status.to_string());
+        if matches!(payload, TaskPayload::Working) {
+            task = task.with_poll_interval_ms(POLL_INTERVAL_MS);
         }
         Ok(DetailedTask::new(task, payload))
     }
+}
+
+/// What `tasks/get` needs of a task, wherever it is kept.
+struct TaskView {
+    subagent: String,
+    status: TaskStatus,
+    result: Option<TaskResult>,
+    created_at_ms: u64,
+    updated_at_ms: u64,
 }
 
 #[derive(Default)]
@@ -1037,7 +1065,7 @@ impl ServerHandler for Session {
         request: GetTaskParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, McpError> {
-        Ok(GetTaskResult::new(self.mcp_task(&request.task_id)?))
+        Ok(GetTaskResult::new(self.mcp_task(&request.task_id).await?))
     }
 
     async fn cancel_task(

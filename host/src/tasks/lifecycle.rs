@@ -112,13 +112,54 @@ impl Inner {
             })),
         );
         let key = entry.key.clone();
+        let root = entry.root.clone();
         match was {
             TaskStatus::Running => state.scheduler.finished(&key),
             _ => {
                 state.scheduler.remove_queued(id);
             }
         }
+        self.tree_ended(state, &root);
         true
+    }
+
+    /// Note that `root`'s tree may have ended (the root and every descendant
+    /// terminal), and forget the oldest ended trees past
+    /// [`ManagerConfig::ended_in_memory`]. Each tree is noted exactly once:
+    /// by whichever of its root and its last live descendant ends last.
+    fn tree_ended(&self, state: &mut State, root: &str) {
+        let Some(keep) = self.config.ended_in_memory else {
+            return;
+        };
+        if self.store.is_none() {
+            return;
+        }
+        let ended = state
+            .tasks
+            .get(root)
+            .is_some_and(|e| e.status.is_terminal())
+            && !state.live_descendants.contains_key(root);
+        if !ended {
+            return;
+        }
+        state.ended_trees.push_back(root.to_owned());
+        // Forget in batches, so `order` is swept once per batch.
+        if state.ended_trees.len() <= keep + keep / 2 + 1 {
+            return;
+        }
+        while state.ended_trees.len() > keep {
+            let Some(root) = state.ended_trees.pop_front() else {
+                break;
+            };
+            let mut stack = vec![root];
+            while let Some(id) = stack.pop() {
+                if let Some(entry) = state.tasks.remove(&id) {
+                    stack.extend(entry.children);
+                }
+            }
+        }
+        let tasks = &state.tasks;
+        state.order.retain(|id| tasks.contains_key(id));
     }
 
     pub(super) fn live_children(&self, state: &State, id: &str) -> Vec<String> {

@@ -169,6 +169,9 @@ struct State {
     scheduler: scheduler::Scheduler,
     /// Queued and running descendants of each top-level task that has any.
     live_descendants: HashMap<String, usize>,
+    /// Top-level tasks whose whole tree has ended, oldest first (kept only
+    /// when [`ManagerConfig::ended_in_memory`] is set).
+    ended_trees: std::collections::VecDeque<String>,
     shutting_down: bool,
 }
 

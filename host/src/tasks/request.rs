@@ -36,6 +36,13 @@ pub struct ManagerConfig {
     pub event_buffer: usize,
     /// Terminal tasks older than this are pruned from the store at start.
     pub retention: Duration,
+    /// With a store: at most this many ended task trees stay in memory
+    /// (their events, output and result), the oldest forgotten first; the
+    /// store keeps them, and a forgotten id is [`ManagerError::NotFound`]
+    /// here. `None` keeps every task for the manager's lifetime (what a
+    /// batch that reads its results at the end needs). A long-lived host
+    /// (`subagent mcp`) sets it.
+    pub ended_in_memory: Option<usize>,
 }
 
 impl Default for ManagerConfig {
@@ -51,6 +58,7 @@ impl Default for ManagerConfig {
             agents: Vec::new(),
             event_buffer: 1024,
             retention: crate::store::DEFAULT_RETENTION,
+            ended_in_memory: None,
         }
     }
 }
