@@ -132,7 +132,12 @@ impl McpFixture {
     /// `subagent tasks --json` of this fixture's store.
     fn stored_task_ids(&self) -> Vec<String> {
         let mut args = self.global_args();
-        args.extend(["tasks".into(), "--json".into(), "--limit".into(), "1000".into()]);
+        args.extend([
+            "tasks".into(),
+            "--json".into(),
+            "--limit".into(),
+            "1000".into(),
+        ]);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = subagent(&args);
         assert_eq!(code(&out), 0, "{}", stderr(&out));
@@ -157,10 +162,9 @@ fn drive(client: &str, transport: &str) {
         }
         "node" => {
             // ESM finds packages next to the script: run a copy from there.
-            let script = clients_dir().join("node").join(format!(
-                "client-{}-{transport}.mjs",
-                std::process::id()
-            ));
+            let script = clients_dir()
+                .join("node")
+                .join(format!("client-{}-{transport}.mjs", std::process::id()));
             std::fs::copy(repo_root().join("tests/mcp/node/client.mjs"), &script).unwrap();
             let mut c = Command::new("node");
             c.arg(script);
@@ -169,10 +173,7 @@ fn drive(client: &str, transport: &str) {
         _ => unreachable!(),
     };
     command
-        .env(
-            "SUBAGENT_BIN",
-            env!("CARGO_BIN_EXE_subagent-under-test"),
-        )
+        .env("SUBAGENT_BIN", env!("CARGO_BIN_EXE_subagent-under-test"))
         .env("SUBAGENT_ARGS", json!(fixture.global_args()).to_string())
         .env("WORKSPACE", fixture.path("ws"))
         .env("AGENTS_DIR", fixture.path("agents"))
@@ -262,7 +263,10 @@ fn status_of(fixture: &McpFixture, id: &str) -> String {
     let out = subagent(&args);
     let shown: Value = serde_json::from_str(&stdout(&out))
         .unwrap_or_else(|_| panic!("show {id}: {}", stderr(&out)));
-    shown["task"]["status"].as_str().unwrap_or_default().to_owned()
+    shown["task"]["status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// A client that vanishes mid-call (its pipes closed, no goodbye): its
@@ -301,7 +305,10 @@ fn a_vanished_client_cancels_its_foreground_tasks_and_lets_background_ones_finis
         let peer = client.peer().clone();
         tokio::spawn(async move {
             let _ = peer
-                .call_tool(tool("task", json!({"subagent": "echo", "prompt": "until-cancel"})))
+                .call_tool(tool(
+                    "task",
+                    json!({"subagent": "echo", "prompt": "until-cancel"}),
+                ))
                 .await;
         });
         let foreground = loop {
@@ -411,7 +418,9 @@ fn listening_address(child: &mut std::process::Child) -> String {
     use std::io::BufRead;
     let stderr = child.stderr.take().unwrap();
     let mut line = String::new();
-    std::io::BufReader::new(stderr).read_line(&mut line).unwrap();
+    std::io::BufReader::new(stderr)
+        .read_line(&mut line)
+        .unwrap();
     let url = line
         .trim()
         .strip_prefix("subagent mcp: listening on http://")
@@ -446,7 +455,9 @@ fn http_post(address: &str, headers: &[&str], body: &str) -> String {
         }
         response.extend_from_slice(&buf[..n]);
         let text = String::from_utf8_lossy(&response);
-        if text.contains("serverInfo") || (text.contains("\r\n\r\n") && !text.starts_with("HTTP/1.1 200")) {
+        if text.contains("serverInfo")
+            || (text.contains("\r\n\r\n") && !text.starts_with("HTTP/1.1 200"))
+        {
             break;
         }
     }
@@ -479,8 +490,15 @@ fn the_readme_client_snippets_start_a_working_server() {
     };
     let mut command_lines: Vec<(&str, Vec<String>)> = Vec::new();
     let claude = snippet("claude");
-    let after = claude.trim().split_once(" -- ").expect("claude mcp add NAME -- COMMAND").1;
-    command_lines.push(("claude", after.split_whitespace().map(String::from).collect()));
+    let after = claude
+        .trim()
+        .split_once(" -- ")
+        .expect("claude mcp add NAME -- COMMAND")
+        .1;
+    command_lines.push((
+        "claude",
+        after.split_whitespace().map(String::from).collect(),
+    ));
     let cursor: Value = serde_json::from_str(&snippet("cursor")).expect("cursor JSON");
     let server = &cursor["mcpServers"]["subagents"];
     let mut line = vec![server["command"].as_str().unwrap().to_owned()];
@@ -513,22 +531,24 @@ fn the_readme_client_snippets_start_a_working_server() {
             .map(|a| a.replace("/path/to/subagent-host/plugins", &plugins))
             .collect();
         tokio.block_on(async {
-            let mut child =
-                tokio::process::Command::new(env!("CARGO_BIN_EXE_subagent-under-test"))
-                    .args(&args)
-                    .args(["--state-dir", path(state.path())])
-                    .args(["--cache-dir", path(&cache_dir())])
-                    .current_dir(workspace.path())
-                    .env("XDG_CONFIG_HOME", "/nonexistent")
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::piped())
-                    .kill_on_drop(true)
-                    .spawn()
-                    .unwrap();
+            let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_subagent-under-test"))
+                .args(&args)
+                .args(["--state-dir", path(state.path())])
+                .args(["--cache-dir", path(&cache_dir())])
+                .current_dir(workspace.path())
+                .env("XDG_CONFIG_HOME", "/nonexistent")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap();
             let pipes = (child.stdout.take().unwrap(), child.stdin.take().unwrap());
             let service = ().serve(pipes).await.unwrap();
             let tools = service.list_all_tools().await.unwrap();
-            let task = tools.iter().find(|t| t.name == "task").expect("a task tool");
+            let task = tools
+                .iter()
+                .find(|t| t.name == "task")
+                .expect("a task tool");
             let description = task.description.as_deref().unwrap_or_default();
             for plugin in ["deep-search", "hello", "todo-report"] {
                 assert!(
@@ -567,9 +587,9 @@ impl rmcp::ClientHandler for RootsClient {
         &self,
         _context: rmcp::service::RequestContext<rmcp::RoleClient>,
     ) -> Result<rmcp::model::ListRootsResult, rmcp::ErrorData> {
-        Ok(rmcp::model::ListRootsResult::new(vec![rmcp::model::Root::new(
-            self.root.clone(),
-        )]))
+        Ok(rmcp::model::ListRootsResult::new(vec![
+            rmcp::model::Root::new(self.root.clone()),
+        ]))
     }
 }
 
@@ -607,7 +627,10 @@ fn a_workspace_must_lie_inside_the_clients_roots() {
             let refused = client.call_tool(hello(outside.clone())).await.unwrap();
             assert_eq!(refused.is_error, Some(true), "{outside:?}: {refused:?}");
             let text = format!("{:?}", refused.content);
-            assert!(text.contains("outside the client's roots"), "{outside:?}: {text}");
+            assert!(
+                text.contains("outside the client's roots"),
+                "{outside:?}: {text}"
+            );
         }
         let inside = client
             .call_tool(hello(Some(ws.join("inner dir"))))
@@ -618,5 +641,115 @@ fn a_workspace_must_lie_inside_the_clients_roots() {
             "completed",
             "{inside:?}"
         );
+    });
+}
+
+fn structured(result: rmcp::model::CallToolResult) -> Value {
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    result.structured_content.expect("structured content")
+}
+
+/// A task another process runs (`subagent run --background`, or one this
+/// server has forgotten) is still the MCP client's: awaited, messaged,
+/// read and listed through the store.
+#[test]
+fn tasks_of_another_process_are_awaited_messaged_and_read_through_the_store() {
+    let fixture = McpFixture::new();
+    let mut args = fixture.global_args();
+    args.extend(
+        [
+            "run",
+            "echo",
+            "collect 1",
+            "--workspace",
+            path(&fixture.path("ws")),
+            "--timeout",
+            "120s",
+            "--background",
+        ]
+        .map(String::from),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = subagent(&args);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let id = stdout(&out).trim().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while status_of(&fixture, &id) != "running" {
+        assert!(Instant::now() < deadline, "{id} never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    tokio.block_on(async {
+        let mut child = tokio::process::Command::from(server(&fixture))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let pipes = (child.stdout.take().unwrap(), child.stdin.take().unwrap());
+        let client = ().serve(pipes).await.unwrap();
+        let waited = structured(
+            client
+                .call_tool(tool(
+                    "await_tasks",
+                    json!({"task_ids": [id], "timeout": 0.2}),
+                ))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(waited["pending"], json!([id]), "{waited}");
+        let sent = structured(
+            client
+                .call_tool(tool(
+                    "send_message",
+                    json!({"task_id": id, "message": "from afar"}),
+                ))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(sent["delivered"], true);
+        let waited = structured(
+            client
+                .call_tool(tool(
+                    "await_tasks",
+                    json!({"task_ids": [id], "timeout": "30s"}),
+                ))
+                .await
+                .unwrap(),
+        );
+        let done = &waited["completed"][0];
+        assert_eq!(done["task_id"], json!(id), "{waited}");
+        assert_eq!(done["status"], "completed");
+        assert_eq!(done["summary"], "from afar");
+        let output = structured(
+            client
+                .call_tool(tool("task_output", json!({"task_id": id})))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(output["status"], "completed", "{output}");
+        let listed = structured(
+            client
+                .call_tool(tool("list_tasks", json!({"subagent": "echo"})))
+                .await
+                .unwrap(),
+        );
+        assert!(
+            listed["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["task_id"] == json!(id)),
+            "{listed}"
+        );
+        let refused = client
+            .call_tool(tool(
+                "send_message",
+                json!({"task_id": id, "message": "late"}),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(refused.is_error, Some(true));
+        assert!(format!("{:?}", refused.content).contains("not running"));
     });
 }

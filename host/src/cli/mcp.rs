@@ -51,9 +51,13 @@ pub fn run(args: McpArgs, global: &Global) -> anyhow::Result<ExitCode> {
     // thread (tasks past their first slice move to the blocking pool, as in
     // `subagent run`). Many HTTP clients get a worker per core.
     let tokio = if http.is_some() {
-        tokio::runtime::Builder::new_multi_thread().enable_all().build()?
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
     } else {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
     };
     tokio.block_on(async {
         // A long-lived host: ended tasks are read from the store once

@@ -85,10 +85,11 @@ pub async fn serve(
     let stop = CancellationToken::new();
     let mut config = StreamableHttpServerConfig::default().with_cancellation_token(stop.clone());
     if bound.ip().is_loopback() {
-        let mut origins: Vec<String> = ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]
-            .into_iter()
-            .map(String::from)
-            .collect();
+        let mut origins: Vec<String> =
+            ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]
+                .into_iter()
+                .map(String::from)
+                .collect();
         origins.extend(options.allowed_origins.iter().cloned());
         config = config.with_allowed_origins(origins);
     } else {
@@ -214,9 +215,18 @@ mod tests {
     #[test]
     fn the_bearer_token_must_match_exactly() {
         let token = "0123456789abcdef0123";
-        assert!(authorized(&request(Some("Bearer 0123456789abcdef0123")), token));
-        assert!(!authorized(&request(Some("Bearer 0123456789abcdef012")), token));
-        assert!(!authorized(&request(Some("Basic 0123456789abcdef0123")), token));
+        assert!(authorized(
+            &request(Some("Bearer 0123456789abcdef0123")),
+            token
+        ));
+        assert!(!authorized(
+            &request(Some("Bearer 0123456789abcdef012")),
+            token
+        ));
+        assert!(!authorized(
+            &request(Some("Basic 0123456789abcdef0123")),
+            token
+        ));
         assert!(!authorized(&request(None), token));
     }
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ContentBlock,
-    CreateTaskResult, DetailedTask, GetTaskParams, GetTaskResult, Implementation,
-    ListToolsResult, LoggingLevel, LoggingMessageNotificationParam, PaginatedRequestParams,
+    CreateTaskResult, DetailedTask, GetTaskParams, GetTaskResult, Implementation, ListToolsResult,
+    LoggingLevel, LoggingMessageNotificationParam, PaginatedRequestParams,
     ProgressNotificationParam, ServerCapabilities, ServerConfig, SetLevelRequestParams,
     SubscriptionFilter, Task, TaskPayload, TaskStatus as McpTaskStatus,
 };
@@ -596,7 +596,9 @@ impl Session {
             Err(ManagerError::NotFound(_)) => {
                 self.foreign_control(&id, Control::Cancel).await?;
                 let grace = manager.config().cancel_grace + FOREIGN_ANSWER;
-                let done = self.await_foreign(std::slice::from_ref(&id), Some(grace)).await;
+                let done = self
+                    .await_foreign(std::slice::from_ref(&id), Some(grace))
+                    .await;
                 let status = done
                     .completed
                     .first()
@@ -617,7 +619,10 @@ impl Session {
         tokio::task::spawn_blocking(move || -> Result<(), String> {
             let task = store.task(&id).map_err(|_| format!("no task `{id}`"))?;
             if task.status.is_terminal() {
-                return Err(format!("task `{id}` is not running (it is {})", task.status));
+                return Err(format!(
+                    "task `{id}` is not running (it is {})",
+                    task.status
+                ));
             }
             if !store.owner_alive(&task.owner).map_err(|e| e.to_string())? {
                 return Err(format!(
@@ -646,7 +651,10 @@ impl Session {
 
     async fn task_output(&self, args: Args) -> Result<Value, String> {
         let id = args.required_string("task_id").map_err(|e| e.0)?;
-        let offset = args.integer("offset", u64::MAX).map_err(|e| e.0)?.unwrap_or(0);
+        let offset = args
+            .integer("offset", u64::MAX)
+            .map_err(|e| e.0)?
+            .unwrap_or(0);
         let max = args
             .integer("max_bytes", tools::MAX_OUTPUT_READ)
             .map_err(|e| e.0)?
@@ -698,7 +706,11 @@ impl Session {
             ),
         };
         let subagent = args.string("subagent").map_err(|e| e.0)?;
-        let limit = args.integer("limit", 1000).map_err(|e| e.0)?.unwrap_or(50).max(1) as usize;
+        let limit = args
+            .integer("limit", 1000)
+            .map_err(|e| e.0)?
+            .unwrap_or(50)
+            .max(1) as usize;
         let tasks: Vec<Value> = match self.host.store.clone() {
             Some(store) => {
                 let query = TaskQuery {
@@ -886,7 +898,10 @@ fn task_call_result(id: &str, subagent: &str, result: &TaskResult) -> CallToolRe
     let value = result_value(id, subagent, result);
     let text = match (&result.summary, &result.error) {
         (_, Some(error)) if result.status != TaskStatus::Completed => {
-            format!("task {id} ({subagent}) {}: {}", result.status, error.message)
+            format!(
+                "task {id} ({subagent}) {}: {}",
+                result.status, error.message
+            )
         }
         (Some(summary), _) => summary.clone(),
         (None, _) => format!("task {id} ({subagent}) {}", result.status),

@@ -297,12 +297,15 @@ impl Args {
             Some(Value::Number(n)) => {
                 let secs = n.as_f64().unwrap_or(-1.0);
                 if !(secs > 0.0 && secs.is_finite()) {
-                    return Err(bad(format!("is {n}, which is not a positive number of seconds")));
+                    return Err(bad(format!(
+                        "is {n}, which is not a positive number of seconds"
+                    )));
                 }
                 Duration::try_from_secs_f64(secs).unwrap_or(MAX)
             }
-            Some(Value::String(s)) => crate::units::parse_duration(s)
-                .map_err(|err| bad(format!("is \"{s}\": {err}")))?,
+            Some(Value::String(s)) => {
+                crate::units::parse_duration(s).map_err(|err| bad(format!("is \"{s}\": {err}")))?
+            }
             Some(other) => return Err(self.wrong(name, "seconds or a duration string", other)),
         };
         if duration.is_zero() {
@@ -354,7 +357,9 @@ mod tests {
 
     #[test]
     fn a_misspelt_argument_gets_a_did_you_mean() {
-        let err = args(TASK, json!({"subagent": "x", "promt": "y"})).err().unwrap();
+        let err = args(TASK, json!({"subagent": "x", "promt": "y"}))
+            .err()
+            .unwrap();
         assert!(err.0.contains("unknown argument `promt`"), "{}", err.0);
         assert!(err.0.contains("did you mean `prompt`"), "{}", err.0);
     }
@@ -362,9 +367,15 @@ mod tests {
     #[test]
     fn durations_are_seconds_or_strings_and_positive() {
         let a = args(TASK, json!({"timeout": 1.5})).unwrap();
-        assert_eq!(a.duration("timeout").unwrap(), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            a.duration("timeout").unwrap(),
+            Some(Duration::from_millis(1500))
+        );
         let a = args(TASK, json!({"timeout": "2m"})).unwrap();
-        assert_eq!(a.duration("timeout").unwrap(), Some(Duration::from_secs(120)));
+        assert_eq!(
+            a.duration("timeout").unwrap(),
+            Some(Duration::from_secs(120))
+        );
         for bad in [json!(-1), json!(0), json!("soon"), json!(true)] {
             let a = args(TASK, json!({ "timeout": bad })).unwrap();
             let err = a.duration("timeout").unwrap_err().0;
@@ -390,6 +401,11 @@ mod tests {
         }]);
         assert_eq!(tools.len(), NAMES.len());
         let task = tools.iter().find(|t| t.name == TASK).unwrap();
-        assert!(task.description.as_deref().unwrap().contains("- echo: Echoes things"));
+        assert!(
+            task.description
+                .as_deref()
+                .unwrap()
+                .contains("- echo: Echoes things")
+        );
     }
 }

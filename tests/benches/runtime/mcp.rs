@@ -92,9 +92,8 @@ pub fn measure(scratch: &Path, tasks: usize) -> Mcp {
                 .unwrap()
                 .clone(),
         );
-        let request = || {
-            LaunchRequest::new(SubagentRef::Name("noop".into()), "x", workspace.clone())
-        };
+        let request =
+            || LaunchRequest::new(SubagentRef::Name("noop".into()), "x", workspace.clone());
         let empty_await = CallToolRequestParams::new("await_tasks")
             .with_arguments(json!({"task_ids": []}).as_object().unwrap().clone());
         let mut result = Mcp {
@@ -111,7 +110,10 @@ pub fn measure(scratch: &Path, tasks: usize) -> Mcp {
             let start = Instant::now();
             let answer = client.call_tool(call.clone()).await.unwrap();
             result.over_mcp.push(start.elapsed());
-            let status = answer.structured_content.as_ref().map(|v| v["status"].clone());
+            let status = answer
+                .structured_content
+                .as_ref()
+                .map(|v| v["status"].clone());
             assert_eq!(
                 status,
                 Some(json!("completed")),
