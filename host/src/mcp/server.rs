@@ -348,15 +348,13 @@ impl Session {
         request.model = model;
         request.timeout = timeout;
         let manager = &self.host.manager;
-        let prepared = manager.prepare(request).await.map_err(launch_error)?;
         let as_mcp_task = !background
             && context
                 .client_capabilities()
                 .is_some_and(|caps| caps.supports_tasks());
-        let id = manager
-            .launch_prepared(prepared)
-            .await
-            .map_err(launch_error)?;
+        // The one prepare path, and a task that can start at once starts on
+        // the workspace handle it was prepared with.
+        let id = manager.launch(request).await.map_err(launch_error)?;
         let snapshot = manager.get(&id).map_err(|e| e.to_string())?;
         if background {
             let text = format!(
