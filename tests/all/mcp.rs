@@ -753,3 +753,97 @@ fn tasks_of_another_process_are_awaited_messaged_and_read_through_the_store() {
         assert!(format!("{:?}", refused.content).contains("not running"));
     });
 }
+
+/// An rmcp client over streamable HTTP.
+async fn http_client(url: &str) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    let transport = rmcp::transport::StreamableHttpClientTransport::with_client(
+        reqwest::Client::new(),
+        rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(
+            url.to_owned(),
+        ),
+    );
+    ().serve(transport).await.unwrap()
+}
+
+/// Every client of one server shares its concurrency limits: two HTTP
+/// clients launching two tasks each under `--per-key-default 2` get two
+/// running and two queued, and stopping a running one starts a queued one.
+#[test]
+fn clients_of_one_server_share_its_concurrency_limits() {
+    let fixture = McpFixture::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_subagent-under-test"))
+        .args(fixture.global_args())
+        .args(["mcp", "--workspace", path(&fixture.path("ws"))])
+        .args(["--listen", "127.0.0.1:0", "--per-key-default", "2"])
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://{}/mcp", listening_address(&mut child));
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    tokio.block_on(async {
+        let (a, b) = (http_client(&url).await, http_client(&url).await);
+        let mut ids = Vec::new();
+        for client in [&a, &b, &a, &b] {
+            let launched = structured(
+                client
+                    .call_tool(tool(
+                        "task",
+                        json!({"subagent": "echo", "prompt": "until-cancel", "run_in_background": true}),
+                    ))
+                    .await
+                    .unwrap(),
+            );
+            ids.push(launched["task_id"].as_str().unwrap().to_owned());
+        }
+        let statuses = |client: &rmcp::service::RunningService<rmcp::RoleClient, ()>| {
+            let client = client.peer().clone();
+            async move {
+                let listed = client
+                    .call_tool(tool("list_tasks", json!({"subagent": "echo"})))
+                    .await
+                    .unwrap();
+                let mut counts = std::collections::BTreeMap::new();
+                for task in listed.structured_content.unwrap()["tasks"].as_array().unwrap() {
+                    *counts
+                        .entry(task["status"].as_str().unwrap().to_owned())
+                        .or_insert(0) += 1;
+                }
+                counts
+            }
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let counts = statuses(&b).await;
+            if counts.get("running") == Some(&2) && counts.get("queued") == Some(&2) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "not 2 running and 2 queued: {counts:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The first launched runs; stopping it lets the next in line start.
+        let stopped = structured(
+            a.call_tool(tool("task_stop", json!({"task_id": ids[0]})))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(stopped["status"], "cancelled", "{stopped}");
+        loop {
+            let counts = statuses(&a).await;
+            if counts.get("running") == Some(&2) && counts.get("queued") == Some(&1) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no queued task started: {counts:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for id in &ids[1..] {
+            let _ = b.call_tool(tool("task_stop", json!({"task_id": id}))).await;
+        }
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

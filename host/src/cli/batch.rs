@@ -13,7 +13,7 @@ use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use super::{Global, print_json, workspace};
+use super::{ConcurrencyArgs, Global, print_json, workspace};
 use crate::task::{TaskResult, TaskStatus};
 use crate::tasks::{
     EventKind, LaunchRequest, ManagerConfig, StreamItem, SubagentRef, TaskEvent, TaskManager,
@@ -28,29 +28,11 @@ pub struct BatchArgs {
     /// The default workspace of the tasks [default: the current directory]
     #[arg(long, value_name = "DIR")]
     workspace: Option<PathBuf>,
-    /// Running tasks in all (0 = unlimited)
-    #[arg(long, value_name = "N")]
-    max_running: Option<usize>,
-    /// Running tasks per concurrency key unless overridden (0 = unlimited) [default: 5]
-    #[arg(long, value_name = "N")]
-    per_key_default: Option<usize>,
-    /// Limit one key (a model, or a subagent name): KEY=N (repeatable)
-    #[arg(long = "per-key", value_name = "KEY=N", value_parser = parse_key_limit)]
-    per_key: Vec<(String, usize)>,
+    #[command(flatten)]
+    limits: ConcurrencyArgs,
     /// Print one JSON object per event, then per result, then a summary (see README)
     #[arg(long)]
     json: bool,
-}
-
-fn parse_key_limit(text: &str) -> Result<(String, usize), String> {
-    let (key, n) = text
-        .split_once('=')
-        .ok_or_else(|| format!("`{text}` is not KEY=N"))?;
-    let n = n
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{n}` in `{text}` is not a number"))?;
-    Ok((key.trim().to_owned(), n))
 }
 
 /// One task in a batch file.
@@ -123,16 +105,13 @@ pub fn run(args: BatchArgs, global: &Global) -> anyhow::Result<ExitCode> {
 
     let concurrency = concurrency.unwrap_or_default();
     let tune = |config: &mut ManagerConfig| {
-        config.max_running = args
-            .max_running
-            .or(concurrency.max_running)
-            .unwrap_or(config.max_running);
-        config.per_key_default = args
+        // The command line over the file over the defaults.
+        config.max_running = concurrency.max_running.unwrap_or(config.max_running);
+        config.per_key_default = concurrency
             .per_key_default
-            .or(concurrency.per_key_default)
             .unwrap_or(config.per_key_default);
         config.per_key = concurrency.per_key;
-        config.per_key.extend(args.per_key);
+        args.limits.apply(config);
     };
 
     let tokio = tokio::runtime::Builder::new_current_thread()

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use super::{Global, workspace};
+use super::{ConcurrencyArgs, Global, workspace};
 use crate::mcp::http::{HttpOptions, PATH, TOKEN_VAR};
 use crate::mcp::{Host, serve_stdio};
 use crate::tasks::TaskManager;
@@ -29,6 +29,9 @@ pub struct McpArgs {
     /// With --listen: also allow browser requests from ORIGIN (e.g. https://app.example.com:443; repeatable)
     #[arg(long = "allow-origin", value_name = "ORIGIN", requires = "listen")]
     allow_origin: Vec<String>,
+    /// Shared by every client of this server.
+    #[command(flatten)]
+    limits: ConcurrencyArgs,
 }
 
 /// Ended task trees the server keeps in memory; older ones are in the store.
@@ -62,10 +65,11 @@ pub fn run(args: McpArgs, global: &Global) -> anyhow::Result<ExitCode> {
     tokio.block_on(async {
         // A long-lived host: ended tasks are read from the store once
         // they are old (tools fall back to it), so memory stays bounded.
-        let config = crate::tasks::ManagerConfig {
+        let mut config = crate::tasks::ManagerConfig {
             ended_in_memory: Some(ENDED_IN_MEMORY),
             ..global.manager_config()
         };
+        args.limits.apply(&mut config);
         let manager = TaskManager::builder(runtime)
             .config(config)
             .store(store.clone())

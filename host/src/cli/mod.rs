@@ -180,6 +180,44 @@ impl Global {
     }
 }
 
+/// How many tasks run at once: the flags of `batch` and `mcp`.
+#[derive(clap::Args, Debug, Default)]
+struct ConcurrencyArgs {
+    /// Running tasks in all (0 = unlimited)
+    #[arg(long, value_name = "N")]
+    max_running: Option<usize>,
+    /// Running tasks per concurrency key unless overridden (0 = unlimited) [default: 5]
+    #[arg(long, value_name = "N")]
+    per_key_default: Option<usize>,
+    /// Limit one key (a model, or a subagent name): KEY=N (repeatable)
+    #[arg(long = "per-key", value_name = "KEY=N", value_parser = parse_key_limit)]
+    per_key: Vec<(String, usize)>,
+}
+
+impl ConcurrencyArgs {
+    /// Set what was given on the command line.
+    fn apply(&self, config: &mut ManagerConfig) {
+        if let Some(n) = self.max_running {
+            config.max_running = n;
+        }
+        if let Some(n) = self.per_key_default {
+            config.per_key_default = n;
+        }
+        config.per_key.extend(self.per_key.iter().cloned());
+    }
+}
+
+fn parse_key_limit(text: &str) -> Result<(String, usize), String> {
+    let (key, n) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not KEY=N"))?;
+    let n = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{n}` in `{text}` is not a number"))?;
+    Ok((key.trim().to_owned(), n))
+}
+
 /// Run the CLI with the process's arguments.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
