@@ -14,15 +14,19 @@
 //! they have. SIGINT or SIGTERM cancels everything and exits after the grace
 //! period.
 
+mod calls;
+mod host;
 pub mod http;
 mod server;
 pub mod tools;
+mod wire;
 
 use std::sync::Arc;
 
 use rmcp::ServiceExt;
 
-pub use server::{Host, Session};
+pub use host::Host;
+pub use server::Session;
 
 /// Serve one client over this process's stdin and stdout until it closes
 /// them (or the process is told to stop), then wait for its background tasks.
