@@ -209,3 +209,61 @@ async fn one_component_is_prepared_once_and_reused() {
     let b = load(runtime(), &guest("noop")).unwrap();
     assert!(std::sync::Arc::ptr_eq(&a, &b));
 }
+
+/// A component importing `wasi:http` (what componentize-js adds by default)
+/// is refused before it is compiled, with the fix for its language: `validate`
+/// exits 2 naming the import and `-d http -d fetch-event`, and nothing was
+/// compiled into the cache. Before, the refusal came only after a full
+/// compile, with advice that did not help a JavaScript author.
+#[test]
+fn a_component_importing_wasi_http_is_refused_before_compiling_with_the_fix() {
+    use wasm_encoder::{
+        Component, ComponentImportSection, ComponentTypeRef, ComponentTypeSection, CustomSection,
+        InstanceType,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut component = Component::new();
+    // producers: language = JavaScript
+    let mut producers = vec![1, 8];
+    producers.extend_from_slice(b"language");
+    producers.extend_from_slice(&[1, 10]);
+    producers.extend_from_slice(b"JavaScript");
+    producers.extend_from_slice(&[1, b'1']);
+    component.section(&CustomSection {
+        name: "producers".into(),
+        data: producers.into(),
+    });
+    let mut types = ComponentTypeSection::new();
+    types.instance(&InstanceType::new());
+    component.section(&types);
+    let mut imports = ComponentImportSection::new();
+    imports.import("wasi:http/types@0.2.10", ComponentTypeRef::Instance(0));
+    component.section(&imports);
+    std::fs::write(dir.path().join("app.wasm"), component.finish()).unwrap();
+    std::fs::write(
+        dir.path().join("subagent.toml"),
+        "name = \"js-app\"\ndescription = \"d\"\ncomponent = \"app.wasm\"\n",
+    )
+    .unwrap();
+    let cache = dir.path().join("cache");
+    let out = subagent(&["--cache-dir", path(&cache), "validate", path(dir.path())]);
+    assert_eq!(code(&out), 2, "{}", stdout(&out));
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(text.contains("`wasi:http/types@0.2.10`"), "{text}");
+    assert!(text.contains("-d http -d fetch-event"), "{text}");
+    let compiled = walk_files(&cache);
+    assert!(compiled.is_empty(), "something was compiled: {compiled:?}");
+}
+
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|e| {
+            let p = e.path();
+            if p.is_dir() { walk_files(&p) } else { vec![p] }
+        })
+        .collect()
+}

@@ -5,6 +5,7 @@
 
 mod cache;
 mod exec;
+mod imports;
 
 pub use cache::{CacheOutcome, entry_checksum};
 pub use exec::{RunParts, RunSpec, TaskInfo};
@@ -80,8 +81,12 @@ pub enum LoadError {
     },
     #[error("component `{}` does not implement the subagent world: {reason}\n  = help: build it against wit/ (package subagent:plugin@0.1.0), for example with the subagent-sdk crate and `subagent_sdk::export!`", path.display())]
     NotSubagent { path: PathBuf, reason: String },
-    #[error("component `{}` imports {import}, which this host does not provide\n  = help: the host provides WASI 0.2 (no sockets, env or args are granted) and subagent:plugin/host@0.1.0; remove the dependency that imports it", path.display())]
-    UnknownImport { path: PathBuf, import: String },
+    #[error("component `{}` imports {import}, which this host does not provide\n  = help: {help}", path.display())]
+    UnknownImport {
+        path: PathBuf,
+        import: String,
+        help: String,
+    },
     #[error("cannot set up the wasm engine: {0}")]
     Engine(String),
 }
@@ -250,6 +255,9 @@ impl Runtime {
             }
         }
         check_header(path, &wasm)?;
+        // Before any compile (seconds, for a big component): an import no
+        // host could provide is said at once, with the fix for its language.
+        imports::check(path, &wasm)?;
         let (component, cache) = self
             .cache
             .load(&self.engine, &wasm, &digest)
@@ -334,6 +342,7 @@ impl Runtime {
                 Some(import) if text.contains("import") => LoadError::UnknownImport {
                     path: path.to_owned(),
                     import: format!("`{import}`"),
+                    help: imports::GENERIC_HELP.into(),
                 },
                 _ => LoadError::NotSubagent {
                     path: path.to_owned(),
