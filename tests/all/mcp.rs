@@ -572,17 +572,18 @@ struct RootsClient {
     root: String,
 }
 
+// Roots are deprecated from 2026-07-28 (SEP-2577); this client is older.
+#[allow(deprecated)]
 impl rmcp::ClientHandler for RootsClient {
-    fn get_info(&self) -> rmcp::model::ClientInfo {
-        use rmcp::model::{ClientCapabilities, ClientInfo, Implementation, ProtocolVersion};
-        ClientInfo::new(
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProtocolVersion};
+        ClientConfig::new(
             ClientCapabilities::builder().enable_roots().build(),
             Implementation::new("roots-test", "1"),
         )
         .with_protocol_version(ProtocolVersion::V_2025_11_25)
     }
 
-    #[allow(deprecated)]
     async fn list_roots(
         &self,
         _context: rmcp::service::RequestContext<rmcp::RoleClient>,
