@@ -240,6 +240,30 @@ pub fn run(args: BatchArgs, global: &Global) -> anyhow::Result<ExitCode> {
 fn read_batch(path: &Path) -> anyhow::Result<(Vec<(String, BatchTask)>, Option<Concurrency>)> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the batch file `{}`", path.display()))?;
+    parse_batch(path, &text)
+}
+
+/// Read a batch file's text (what `subagent batch` does before it runs
+/// anything) and return how many tasks it holds. The fuzz harness's entry
+/// to the parser of a file users download from strangers.
+///
+/// # Errors
+///
+/// The located error `subagent batch` prints.
+pub fn check_batch_file(path: &Path, text: &str) -> anyhow::Result<usize> {
+    let (tasks, _) = parse_batch(path, text)?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    for (label, task) in &tasks {
+        request(task, base, Path::new("/workspace"))
+            .with_context(|| format!("{}: {label}", path.display()))?;
+    }
+    Ok(tasks.len())
+}
+
+fn parse_batch(
+    path: &Path,
+    text: &str,
+) -> anyhow::Result<(Vec<(String, BatchTask)>, Option<Concurrency>)> {
     let json_lines = path
         .extension()
         .is_some_and(|e| e == "jsonl" || e == "json")

@@ -36,6 +36,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub use batch::check_batch_file;
+
 use crate::bundle::{Bundle, Registries};
 use crate::model::broker::Models;
 use crate::runtime::{Runtime, RuntimeConfig};
