@@ -77,7 +77,12 @@ fn read(wasm: &[u8]) -> wasmparser::Result<Found> {
             Payload::End(_) => depth = depth.saturating_sub(1),
             Payload::ComponentImportSection(reader) if depth == 0 => {
                 for import in reader {
-                    found.imports.push(import?.name.name.to_owned());
+                    let import = import?;
+                    // A type import (`task` for a world's `use types.{task}`)
+                    // names a type, not something the host must serve.
+                    if !matches!(import.ty, wasmparser::ComponentTypeRef::Type(_)) {
+                        found.imports.push(import.name.name.to_owned());
+                    }
                 }
             }
             Payload::CustomSection(section) if section.name() == "producers" => {
@@ -193,6 +198,21 @@ mod tests {
             unknown.contains("-d http -d fetch-event") && unknown.contains("Rust"),
             "{unknown}"
         );
+    }
+
+    #[test]
+    fn a_type_import_is_not_an_interface() {
+        let mut types = ComponentTypeSection::new();
+        types.defined_type().primitive(wasm_encoder::PrimitiveValType::Bool);
+        let mut imports = ComponentImportSection::new();
+        imports.import(
+            "task",
+            ComponentTypeRef::Type(wasm_encoder::TypeBounds::Eq(0)),
+        );
+        let mut component = Component::new();
+        component.section(&types);
+        component.section(&imports);
+        assert_eq!(refusal(&component.finish()), None);
     }
 
     #[test]
