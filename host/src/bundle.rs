@@ -10,8 +10,9 @@
 //! (qwen-code) — then the user's config dir
 //! (`$XDG_CONFIG_HOME/subagent/agents`, else `~/.config/subagent/agents`).
 //! In each, a bundle is a subdirectory holding `subagent.toml`, or a `*.md`
-//! file directly inside it. A bundle found earlier shadows one of the same
-//! name found later.
+//! file directly inside it. A bundle found in an earlier registry shadows
+//! one of the same name found later; within one registry a name is unique,
+//! and resolving a name two of its bundles share is an error naming both.
 //!
 //! A Markdown definition runs with the component, digest pin and limits of
 //! the bundle named `prompt-agent` found in the same registries (the first
@@ -25,7 +26,7 @@ use crate::definitions::{self, Definition, RUNNER, Warning};
 use crate::manifest::{MANIFEST_FILE, Manifest, ManifestError, PromptSource};
 
 /// The help of an error about a missing `prompt-agent`.
-const RUNNER_HELP: &str = "build plugins/prompt-agent (`subagent build plugins/prompt-agent`) and put it in a registry, e.g. --agents plugins";
+const RUNNER_HELP: &str = "the built-in one is off (`--no-builtins`) or its cache directory cannot be written (`--cache-dir DIR`); or build plugins/prompt-agent (`subagent build plugins/prompt-agent`) and put it in a registry, e.g. --agents plugins";
 
 /// A loaded bundle: its manifest and its system prompt.
 #[derive(Clone, Debug)]
@@ -65,6 +66,14 @@ pub enum BundleError {
         path: PathBuf,
         reason: String,
         help: String,
+    },
+    /// Two or more bundles or definitions of one registry have this name.
+    #[error("subagent `{name}` is defined {} times in the registry {}: {}\n  = help: a name is unique per registry: rename all but one (`name:` in a definition's frontmatter, `name` in a bundle's {MANIFEST_FILE}) or remove them; or run one by its path", paths.len(), registry.display(), paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    Duplicate {
+        name: String,
+        registry: PathBuf,
+        /// Every bundle directory or `.md` file of that name, sorted.
+        paths: Vec<PathBuf>,
     },
     #[error("build of subagent `{name}` failed: `{command}` {status}\n  = help: fix the build, or run it by hand in {}", dir.display())]
     Build {
@@ -204,6 +213,10 @@ pub struct Entry {
     pub bundle: Result<Bundle, BundleError>,
     /// True when a bundle of the same name in an earlier registry wins.
     pub shadowed: bool,
+    /// The other bundles of the same name in the same registry (sorted).
+    /// A name is unique per registry: resolving it is then an error
+    /// ([`BundleError::Duplicate`]) naming them all.
+    pub duplicates: Vec<PathBuf>,
 }
 
 impl Entry {
@@ -230,7 +243,9 @@ impl Entry {
 impl Registries {
     /// The standard search order: `extra` dirs, then `<workspace>/.subagents`,
     /// then `<workspace>/.claude/agents`, `<workspace>/.cursor/agents` and
-    /// `<workspace>/.qwen/agents`, then the user config dir.
+    /// `<workspace>/.qwen/agents`, then the user config dir, then the
+    /// subagents built into the binary ([`crate::builtin`]), so any
+    /// registry's bundle of the same name overrides a built-in.
     pub fn standard(extra: &[PathBuf], workspace: &Path) -> Registries {
         let mut dirs = extra.to_vec();
         dirs.push(workspace.join(".subagents"));
@@ -240,6 +255,7 @@ impl Registries {
         if let Some(config) = crate::paths::config_dir() {
             dirs.push(config.join("agents"));
         }
+        dirs.extend(crate::builtin::registry());
         Registries { dirs }
     }
 
@@ -247,9 +263,9 @@ impl Registries {
     /// registry, its bundle directories and `.md` definitions sorted by path.
     pub fn entries(&self) -> Vec<Entry> {
         // Bundle directories first, so the definitions can find prompt-agent.
-        // (registry, path, the bundle when it is a directory)
-        let mut found: Vec<(PathBuf, PathBuf, Option<Loaded>)> = Vec::new();
-        for registry in &self.dirs {
+        // (registry, its position, path, the bundle when it is a directory)
+        let mut found: Vec<(PathBuf, usize, PathBuf, Option<Loaded>)> = Vec::new();
+        for (position, registry) in self.dirs.iter().enumerate() {
             let Ok(read) = std::fs::read_dir(registry) else {
                 continue;
             };
@@ -264,34 +280,64 @@ impl Registries {
             paths.sort();
             for path in paths {
                 let bundle = (!definitions::is_definition_file(&path)).then(|| Bundle::open(&path));
-                found.push((registry.clone(), path, bundle));
+                found.push((registry.clone(), position, path, bundle));
             }
         }
         let runner = first_runner(
             found
                 .iter()
-                .filter_map(|(_, dir, bundle)| Some((dir.as_path(), bundle.as_ref()?))),
+                .filter_map(|(_, _, dir, bundle)| Some((dir.as_path(), bundle.as_ref()?))),
             &self.dirs,
         );
-        let mut entries: Vec<Entry> = Vec::with_capacity(found.len());
-        for (registry, dir, bundle) in found {
+        // (entry, its registry's position, its name)
+        let mut entries: Vec<(Entry, usize, String)> = Vec::with_capacity(found.len());
+        for (registry, position, dir, bundle) in found {
             let bundle = match bundle {
                 Some(bundle) => bundle,
                 None => Definition::load(&dir)
                     .map_err(BundleError::from)
                     .and_then(|definition| with_runner(definition, &runner)),
             };
-            let mut entry = Entry {
+            let entry = Entry {
                 registry,
                 dir,
                 bundle,
                 shadowed: false,
+                duplicates: Vec::new(),
             };
             let name = entry.name();
-            entry.shadowed = entries.iter().any(|e| e.name() == name);
-            entries.push(entry);
+            entries.push((entry, position, name));
         }
-        entries
+        // An earlier registry shadows; within one registry, a name is unique.
+        let keys: Vec<(usize, String, PathBuf)> = entries
+            .iter()
+            .map(|(entry, position, name)| (*position, name.clone(), entry.dir.clone()))
+            .collect();
+        for (entry, position, name) in &mut entries {
+            entry.shadowed = keys.iter().any(|(p, n, _)| p < position && n == name);
+            entry.duplicates = keys
+                .iter()
+                .filter(|(p, n, dir)| p == position && n == name && *dir != entry.dir)
+                .map(|(_, _, dir)| dir.clone())
+                .collect();
+        }
+        entries.into_iter().map(|(entry, _, _)| entry).collect()
+    }
+
+    /// The other bundles that share the name of the bundle at `path` (its
+    /// directory, its manifest or its `.md` file) in its registry: empty
+    /// when the name is unique there, or `path` is in no registry.
+    pub fn duplicates_of(&self, path: &Path) -> Vec<PathBuf> {
+        let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_owned());
+        let target = canonical(path);
+        self.entries()
+            .into_iter()
+            .find(|entry| {
+                let dir = canonical(&entry.dir);
+                dir == target || dir.join(MANIFEST_FILE) == target
+            })
+            .map(|entry| entry.duplicates)
+            .unwrap_or_default()
     }
 
     /// Load the Markdown definition at `path`, to run with the first
@@ -362,10 +408,22 @@ impl Registries {
     ///
     /// # Errors
     ///
-    /// The bundle's own error, or [`BundleError::UnknownName`].
+    /// The bundle's own error, [`BundleError::Duplicate`] when the first
+    /// registry that has the name has it more than once, or
+    /// [`BundleError::UnknownName`].
     pub fn resolve_name(&self, name: &str) -> Result<Bundle, BundleError> {
         let entries = self.entries();
         if let Some(entry) = entries.into_iter().find(|e| e.name() == name) {
+            if !entry.duplicates.is_empty() {
+                let mut paths = entry.duplicates;
+                paths.push(entry.dir);
+                paths.sort();
+                return Err(BundleError::Duplicate {
+                    name: name.to_owned(),
+                    registry: entry.registry,
+                    paths,
+                });
+            }
             return entry.bundle;
         }
         Err(self.unknown(name))

@@ -8,6 +8,7 @@
 //!
 //! Data flows one way: CLI → tasks → runtime → sandbox / capabilities.
 
+pub mod builtin;
 pub mod bundle;
 pub mod capabilities;
 pub mod cli;
@@ -22,6 +23,7 @@ pub mod paths;
 pub mod plan;
 pub mod runtime;
 pub mod sandbox;
+pub mod scaffold;
 pub mod store;
 pub mod task;
 pub mod tasks;

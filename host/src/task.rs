@@ -223,7 +223,16 @@ pub struct TaskResult {
     pub files: FileChanges,
     pub output: OutputSummary,
     pub usage: Usage,
+    /// The effective model: the one its calls went to.
     pub model: Option<String>,
+    /// The model name the launch or the manifest asked for (`inherit`
+    /// included), when it asked for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_model: Option<String>,
+    /// Set when the requested model did not resolve on the host and the
+    /// default model stood in for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_warning: Option<String>,
     /// Limits the guest ran into without the task ending (a write refused
     /// past `limits.disk`, …): the calls failed, and the guest carried on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -294,6 +303,8 @@ impl TaskResult {
             output: OutputSummary::default(),
             usage: Usage::default(),
             model: None,
+            requested_model: None,
+            model_warning: None,
             limits_hit: Vec::new(),
         }
     }

@@ -696,3 +696,230 @@ fn background_run_of_a_definition_keeps_the_agents_dirs() {
     );
     drop(server);
 }
+
+/// A registry pair for the duplicate-name tests: `runners` holds
+/// prompt-agent, `agents` what the test writes.
+struct Duplicates {
+    _dir: tempfile::TempDir,
+    runners: std::path::PathBuf,
+    agents: std::path::PathBuf,
+    workspace: std::path::PathBuf,
+}
+
+impl Duplicates {
+    fn new() -> Duplicates {
+        let dir = tempfile::tempdir().unwrap();
+        let runners = dir.path().join("runners");
+        let agents = dir.path().join("agents");
+        let workspace = dir.path().join("workspace");
+        for d in [&runners, &agents, &workspace] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let set = Duplicates {
+            _dir: dir,
+            runners,
+            agents,
+            workspace,
+        };
+        set.bundle(&set.runners, "prompt-agent", "prompt-agent");
+        set
+    }
+
+    /// A Markdown definition named `name` at `agents/<file>`.
+    fn definition(&self, file: &str, name: &str, description: &str) -> std::path::PathBuf {
+        let path = self.agents.join(file);
+        std::fs::write(
+            &path,
+            format!("---\nname: {name}\ndescription: {description}\n---\n\nYou review code.\n"),
+        )
+        .unwrap();
+        path
+    }
+
+    /// A bundle directory `<registry>/<dir>` named `name`, run by prompt-agent.
+    fn bundle(&self, registry: &Path, dir: &str, name: &str) -> std::path::PathBuf {
+        let path = registry.join(dir);
+        std::fs::create_dir_all(&path).unwrap();
+        std::fs::write(
+            path.join("subagent.toml"),
+            format!(
+                "name = \"{name}\"\ndescription = \"a bundle\"\ncomponent = {:?}\ntools = [\"model\"]\n",
+                prompt_agent().display().to_string()
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    fn registries(&self) -> subagent_host::Registries {
+        subagent_host::Registries {
+            dirs: vec![self.agents.clone(), self.runners.clone()],
+        }
+    }
+
+    /// `subagent` with both registries and the workspace.
+    fn cli(&self, args: &[&str]) -> std::process::Output {
+        let mut all = vec![
+            "--agents",
+            path(&self.agents),
+            "--agents",
+            path(&self.runners),
+        ];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--workspace", path(&self.workspace)]);
+        subagent(&all)
+    }
+}
+
+/// Issue 12: two definitions with one name in one registry were silently
+/// resolved to the first; now running the name is an error naming both
+/// files, and `list` marks both.
+#[test]
+fn a_name_defined_twice_in_one_registry_is_an_error_naming_both_files() {
+    let set = Duplicates::new();
+    let a = set.definition("a-reviewer.md", "reviewer", "The first reviewer.");
+    let b = set.definition("b-reviewer.md", "reviewer", "The second reviewer.");
+    set.definition("tester.md", "tester", "Tests code.");
+    let registries = set.registries();
+
+    let entries = registries.entries();
+    let reviewers: Vec<_> = entries.iter().filter(|e| e.name() == "reviewer").collect();
+    assert_eq!(reviewers.len(), 2);
+    assert_eq!(reviewers[0].dir, a);
+    assert_eq!(reviewers[0].duplicates, [b.clone()]);
+    assert_eq!(reviewers[1].duplicates, [a.clone()]);
+    // Not shadowing: both are in the same registry.
+    assert!(reviewers.iter().all(|e| !e.shadowed));
+    let tester = entries.iter().find(|e| e.name() == "tester").unwrap();
+    assert!(tester.duplicates.is_empty());
+
+    let err = registries.resolve_name("reviewer").unwrap_err();
+    assert!(
+        matches!(err, subagent_host::BundleError::Duplicate { .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "subagent `reviewer` is defined 2 times in the registry {}: {}, {}\n  = help: a name is unique per registry: rename all but one (`name:` in a definition's frontmatter, `name` in a bundle's subagent.toml) or remove them; or run one by its path",
+            set.agents.display(),
+            a.display(),
+            b.display()
+        )
+    );
+    // The others still resolve, and a path is unambiguous.
+    assert_eq!(registries.resolve_name("tester").unwrap().name(), "tester");
+    let by_path = registries.resolve(path(&b)).unwrap();
+    assert_eq!(by_path.manifest.description, "The second reviewer.");
+    assert_eq!(registries.duplicates_of(&b), [a.clone()]);
+
+    // `run` and `validate` by name refuse, naming both files.
+    for args in [
+        &["run", "reviewer", "review it"][..],
+        &["validate", "reviewer"][..],
+    ] {
+        let out = set.cli(args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("subagent `reviewer` is defined 2 times")
+                && err.contains(path(&a))
+                && err.contains(path(&b))
+                && err.contains("rename all but one"),
+            "{args:?}: {err}"
+        );
+    }
+
+    // `validate` by path validates, and says the name is not unique.
+    let out = set.cli(&["validate", path(&a)]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "  warning      `reviewer` is also defined by {} in the same registry: running `reviewer` by name fails",
+            b.display()
+        )),
+        "{}",
+        stdout(&out)
+    );
+    let out = set.cli(&["validate", path(&a), "--json"]);
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["duplicates"], json!([path(&b)]));
+
+    // `list` names both files, in text and JSON.
+    let out = set.cli(&["list", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let rows: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let duplicates = |file: &Path| {
+        rows.iter()
+            .find(|r| r["path"] == path(file))
+            .unwrap_or_else(|| panic!("no {} in {rows:#?}", file.display()))["duplicates"]
+            .clone()
+    };
+    assert_eq!(duplicates(&a), json!([path(&b)]));
+    assert_eq!(duplicates(&b), json!([path(&a)]));
+    let text = stdout(&set.cli(&["list"]));
+    assert!(
+        text.contains(&format!(
+            "error: `reviewer` is also defined by {}; running `reviewer` by name fails",
+            b.display()
+        )) && text.contains(&format!("`reviewer` is also defined by {}", a.display())),
+        "{text}"
+    );
+    // (The built-in prompt-agent is shadowed by the registry's; no reviewer is.)
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.contains("reviewer") && l.contains("shadowed")),
+        "{text}"
+    );
+}
+
+/// Bundle directories collide like definitions; across registries the
+/// earlier one still wins and shadows a later pair without an error.
+#[test]
+fn duplicate_bundles_collide_in_their_registry_but_an_earlier_registry_wins() {
+    let set = Duplicates::new();
+    let first = set.bundle(&set.agents, "twin-one", "twin");
+    let second = set.bundle(&set.agents, "twin-two", "twin");
+    let md = set.definition("twin.md", "twin", "A definition of the same name.");
+    let err = set
+        .registries()
+        .resolve_name("twin")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(&format!(
+            "subagent `twin` is defined 3 times in the registry {}: ",
+            set.agents.display()
+        )) && [&first, &second, &md].iter().all(|p| err.contains(path(p))),
+        "{err}"
+    );
+
+    // An earlier registry with one `twin`: it wins, the pair is shadowed.
+    let earlier = tempfile::tempdir().unwrap();
+    let winner = set.bundle(earlier.path(), "twin", "twin");
+    let registries = subagent_host::Registries {
+        dirs: vec![
+            earlier.path().to_owned(),
+            set.agents.clone(),
+            set.runners.clone(),
+        ],
+    };
+    let bundle = registries.resolve_name("twin").unwrap();
+    assert_eq!(bundle.manifest.path, winner.join("subagent.toml"));
+    let twins: Vec<_> = registries
+        .entries()
+        .into_iter()
+        .filter(|e| e.name() == "twin")
+        .collect();
+    assert_eq!(twins.len(), 4);
+    assert!(!twins[0].shadowed && twins[0].duplicates.is_empty());
+    assert!(
+        twins[1..]
+            .iter()
+            .all(|e| e.shadowed && e.duplicates.len() == 2)
+    );
+}

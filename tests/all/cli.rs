@@ -356,7 +356,19 @@ fn list_shows_registries_in_precedence_order() {
                 .to_owned()
         })
         .collect();
-    assert_eq!(names, ["alpha", "alpha", "beta", "broken"]);
+    // The built-ins come last: any registry overrides them.
+    assert_eq!(
+        names,
+        [
+            "alpha",
+            "alpha",
+            "beta",
+            "broken",
+            "deep-search",
+            "prompt-agent",
+            "todo-report"
+        ]
+    );
 }
 
 #[test]

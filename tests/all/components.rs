@@ -246,7 +246,13 @@ fn a_component_importing_wasi_http_is_refused_before_compiling_with_the_fix() {
     )
     .unwrap();
     let cache = dir.path().join("cache");
-    let out = subagent(&["--cache-dir", path(&cache), "validate", path(dir.path())]);
+    let out = subagent(&[
+        "--cache-dir",
+        path(&cache),
+        "--no-builtins",
+        "validate",
+        path(dir.path()),
+    ]);
     assert_eq!(code(&out), 2, "{}", stdout(&out));
     let text = format!("{}{}", stdout(&out), stderr(&out));
     assert!(text.contains("`wasi:http/types@0.2.10`"), "{text}");

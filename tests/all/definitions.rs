@@ -485,7 +485,7 @@ fn without_prompt_agent_a_definition_says_how_to_get_one() {
     );
     assert!(
         text.ends_with(
-            "= help: build plugins/prompt-agent (`subagent build plugins/prompt-agent`) and put it in a registry, e.g. --agents plugins"
+            "= help: the built-in one is off (`--no-builtins`) or its cache directory cannot be written (`--cache-dir DIR`); or build plugins/prompt-agent (`subagent build plugins/prompt-agent`) and put it in a registry, e.g. --agents plugins"
         ),
         "{text}"
     );
@@ -596,10 +596,10 @@ fn validate_a_definition_shows_its_effective_permissions() {
     assert_eq!(report["model"], "sonnet");
     assert_eq!(report["manifest"], reviewer.to_str().unwrap());
 
-    // No prompt-agent anywhere: exit 2, saying how to get one.
+    // No prompt-agent anywhere (built-ins off): exit 2, saying how to get one.
     let lonely = Registry::empty();
     let def = lonely.copy("claude/code-reviewer.md");
-    let out = subagent(&["validate", path(&def), "--workspace", ws]);
+    let out = subagent(&["--no-builtins", "validate", path(&def), "--workspace", ws]);
     assert_eq!(code(&out), 2);
     assert!(
         stderr(&out).contains("subagent build plugins/prompt-agent")
@@ -787,4 +787,106 @@ fn a_definition_runs_with_its_prompt_model_and_write_dirs() {
         tools(&review),
         ["list_dir", "read_file", "search", "finish"]
     );
+}
+
+/// Real-world definition shapes (tests/fixtures/definitions/real-world/,
+/// each saying in a `# shape:` comment what it stands for), loaded as a run
+/// loads them: from a registry that holds prompt-agent, then planned as
+/// `validate` plans them. What each becomes is compared with
+/// tests/fixtures/definitions/real-world.snapshot; UPDATE_SNAPSHOTS=1
+/// rewrites it (review the diff: a wrong mapping recorded there is a bug).
+#[test]
+fn real_world_definition_shapes_load_as_snapshotted() {
+    use std::fmt::Write as _;
+
+    let dir = fixtures().join("real-world");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 25,
+        "expected at least 25 real-world shapes, found {}",
+        files.len()
+    );
+    let registry = Registry::new();
+    for file in &files {
+        // Byte for byte: CRLF and BOM included.
+        std::fs::copy(file, registry.path().join(file.file_name().unwrap())).unwrap();
+    }
+    let entries = registry.registries().entries();
+    let workspace = tempfile::tempdir().unwrap();
+    let mut snapshot = String::new();
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(file).unwrap();
+        let shape = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("# shape: "))
+            .unwrap_or_else(|| panic!("{name}: no `# shape:` comment saying what it stands for"));
+        let entry = entries
+            .iter()
+            .find(|e| e.dir == registry.path().join(&name))
+            .unwrap_or_else(|| panic!("{name} is not listed"));
+        assert!(entry.duplicates.is_empty() && !entry.shadowed, "{name}");
+        let bundle = entry
+            .bundle
+            .as_ref()
+            .unwrap_or_else(|e| panic!("{name} is refused:\n{e}"));
+        let definition = Definition::load(&entry.dir).unwrap();
+        let plan = subagent_host::plan::plan(
+            bundle,
+            workspace.path(),
+            &subagent_host::plan::PlanRequest::default(),
+            false,
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let m = &bundle.manifest;
+        assert!(m.component.ends_with("prompt_agent.wasm"), "{name}");
+        assert_eq!(m.tools, [Tool::Model], "{name}");
+
+        writeln!(snapshot, "== {name}").unwrap();
+        writeln!(snapshot, "shape        {shape}").unwrap();
+        writeln!(snapshot, "name         {}", m.name).unwrap();
+        writeln!(snapshot, "description  {}", m.description).unwrap();
+        writeln!(
+            snapshot,
+            "model        {}",
+            m.model.as_deref().unwrap_or("-")
+        )
+        .unwrap();
+        let listed = match &definition.tools {
+            None => "- (no `tools`)".to_owned(),
+            Some(tools) if tools.is_empty() => "[] (none)".to_owned(),
+            Some(tools) => tools.join(" | "),
+        };
+        writeln!(snapshot, "listed tools {listed}").unwrap();
+        let tools: Vec<&str> = plan.permissions.tools.iter().map(|t| t.name()).collect();
+        writeln!(snapshot, "tools        {}", tools.join(", ")).unwrap();
+        writeln!(
+            snapshot,
+            "permissions  {}: writes {}",
+            plan.permissions.mode, plan.permissions.writes
+        )
+        .unwrap();
+        for warning in &bundle.warnings {
+            writeln!(
+                snapshot,
+                "warning      line {}: {}",
+                warning.line, warning.message
+            )
+            .unwrap();
+        }
+        let prompt = bundle.system_prompt.as_deref().unwrap_or("-");
+        writeln!(
+            snapshot,
+            "prompt       {}",
+            prompt.lines().next().unwrap_or("")
+        )
+        .unwrap();
+        writeln!(snapshot).unwrap();
+    }
+    assert_snapshot(&fixtures().join("real-world.snapshot"), &snapshot);
 }

@@ -6,16 +6,20 @@ mod helpers;
 mod http_server;
 
 mod agents;
+mod builtin;
 mod cli;
 mod components;
 mod definitions;
 mod filesystem;
+mod javascript;
 mod limits;
 mod manifest;
 mod mcp;
 mod model;
 mod plugins;
+mod python;
 
 mod sandbox;
+mod scaffold;
 mod store;
 mod tasks;

@@ -12,8 +12,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use subagent_host::capabilities::model::ModelBroker;
 use subagent_host::model::{
-    ChatRequest, ChatResponse, HostConfig, KeySource, Message, ModelError, Models, ProviderKind,
-    Role, StopReason, TokenUsage, ToolCall, ToolDefinition,
+    ChatRequest, ChatResponse, HostConfig, KeySource, Message, ModelChoice, ModelError, Models,
+    ProviderKind, Role, StopReason, TokenUsage, ToolCall, ToolDefinition,
 };
 
 use http_server::{Canned, TestServer, refused_url};
@@ -1018,4 +1018,598 @@ fn the_direct_form_uses_the_hosted_api_defaults() {
             .starts_with("did you mean `openai/gpt-4o-mini`?"),
         "{err}"
     );
+}
+
+// Model names as real definitions write them: families (`sonnet`), full
+// provider ids (`claude-3-5-haiku-latest`, `gpt-4o`), and names this host
+// cannot resolve, which run on the default only with a warning.
+
+/// A host config: `local`, an OpenAI-compatible server at `url`/v1, and
+/// `claude`, an Anthropic provider at `url` whose model is a Sonnet; then
+/// `extra`. `default_model` is `local` unless `default` is false.
+fn mixed_config(url: &str, default: bool, extra: &str) -> String {
+    format!(
+        "{}[models.local]\nprovider = \"openai\"\nbase_url = \"{url}/v1\"\nmodel = \"scripted-local\"\nmax_retries = 0\n\n\
+         [models.claude]\nprovider = \"anthropic\"\nbase_url = \"{url}\"\nmodel = \"claude-sonnet-4-5\"\napi_key_env = \"SUBAGENT_TEST_ANTHROPIC_KEY\"\nmax_retries = 0\n\n{extra}",
+        if default {
+            "default_model = \"local\"\n\n"
+        } else {
+            ""
+        }
+    )
+}
+
+fn host_config(text: &str) -> HostConfig {
+    HostConfig::parse(Path::new("/home/u/.config/subagent/config.toml"), text)
+        .unwrap_or_else(|e| panic!("test config is invalid:\n{e}"))
+}
+
+fn chosen(requested: &str, model: &str, warning: Option<&str>) -> ModelChoice {
+    ModelChoice {
+        requested: Some(requested.into()),
+        model: model.into(),
+        warning: warning.map(str::to_owned),
+    }
+}
+
+#[test]
+fn family_names_resolve_to_a_configured_model_of_the_family() {
+    let url = "http://127.0.0.1:9";
+    let config = host_config(&mixed_config(url, true, ""));
+
+    // `sonnet`: the alias whose model is a Sonnet.
+    let sonnet = config.resolve("sonnet").unwrap();
+    assert_eq!(
+        (sonnet.name.as_str(), sonnet.provider, sonnet.model.as_str()),
+        ("claude", ProviderKind::Anthropic, "claude-sonnet-4-5")
+    );
+    assert_eq!(
+        config.choose("sonnet").unwrap(),
+        chosen("sonnet", "claude", None)
+    );
+    // No alias of the family: its current id, on the one Anthropic provider.
+    for (family, id) in [("haiku", "claude-haiku-4-5"), ("opus", "claude-opus-4-5")] {
+        let spec = config.resolve(family).unwrap();
+        assert_eq!(
+            (
+                spec.name.as_str(),
+                spec.model.as_str(),
+                spec.base_url.as_str()
+            ),
+            (id, id, url),
+            "{family}"
+        );
+        assert_eq!(
+            spec.api_key,
+            KeySource::Env("SUBAGENT_TEST_ANTHROPIC_KEY".into())
+        );
+        // The effective model resolves to the same model again.
+        assert_eq!(config.resolve(&spec.name).unwrap(), spec);
+    }
+
+    // `[families]` maps a name, over the built-in family.
+    let mapped = host_config(&mixed_config(
+        url,
+        true,
+        "[families]\nopus = \"local\"\nfast = \"claude\"\n",
+    ));
+    assert_eq!(mapped.resolve("opus").unwrap().name, "local");
+    assert_eq!(
+        mapped.choose("fast").unwrap(),
+        chosen("fast", "claude", None)
+    );
+    // An alias of that name wins over the built-in family.
+    let aliased = host_config(&mixed_config(
+        url,
+        true,
+        "[models.sonnet]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\n",
+    ));
+    assert_eq!(
+        aliased.resolve("sonnet").unwrap().provider,
+        ProviderKind::OpenAi
+    );
+}
+
+#[test]
+fn full_model_ids_go_to_the_one_provider_of_their_vendor() {
+    let config = host_config(&mixed_config(
+        "http://127.0.0.1:9",
+        true,
+        "[models.gpt]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:8/v1\"\nmodel = \"gpt-4o-mini\"\napi_key_env = \"SUBAGENT_TEST_OPENAI_KEY\"\n",
+    ));
+    for id in ["claude-sonnet-4-20250514", "claude-3-5-haiku-latest"] {
+        let spec = config.resolve(id).unwrap();
+        assert_eq!(
+            (
+                spec.name.as_str(),
+                spec.provider,
+                spec.base_url.as_str(),
+                spec.model.as_str()
+            ),
+            (id, ProviderKind::Anthropic, "http://127.0.0.1:9", id)
+        );
+        assert_eq!(config.choose(id).unwrap(), chosen(id, id, None));
+    }
+    // An OpenAI-compatible provider one of whose aliases names an OpenAI model.
+    for id in ["gpt-4o", "o3-mini", "o1"] {
+        let spec = config.resolve(id).unwrap();
+        assert_eq!(
+            (spec.provider, spec.base_url.as_str(), spec.model.as_str()),
+            (ProviderKind::OpenAi, "http://127.0.0.1:8/v1", id),
+            "{id}"
+        );
+        assert_eq!(
+            spec.api_key,
+            KeySource::Env("SUBAGENT_TEST_OPENAI_KEY".into())
+        );
+    }
+
+    // No provider of the vendor: the default stands in, with a warning.
+    let err = config.resolve("gemini-2.5-pro").unwrap_err();
+    assert_eq!(
+        err.message,
+        "model `gemini-2.5-pro` is a Google Gemini model id, and no Google Gemini provider is configured"
+    );
+    assert!(err.fallback);
+    let choice = config.choose("gemini-2.5-pro").unwrap();
+    assert_eq!(choice.model, "local");
+    let warning = choice.warning.unwrap();
+    assert!(
+        warning.starts_with("model `gemini-2.5-pro` is a Google Gemini model id, and no Google Gemini provider is configured; it runs on the default model `local` instead (to choose its model: add an alias for it to /home/u/.config/subagent/config.toml"),
+        "{warning}"
+    );
+    // Open weights served locally are no vendor's hosted model.
+    let local = config.choose("gpt-oss:20b").unwrap();
+    assert_eq!(local.model, "local");
+    assert!(
+        local
+            .warning
+            .unwrap()
+            .starts_with("unknown model `gpt-oss:20b`; it runs on the default model `local`"),
+    );
+
+    // Two Anthropic providers: which one is not clear.
+    let two = host_config(&mixed_config(
+        "http://127.0.0.1:9",
+        true,
+        "[models.other]\nprovider = \"anthropic\"\nbase_url = \"http://127.0.0.1:7\"\nmodel = \"claude-opus-4-1\"\n",
+    ));
+    let err = two.resolve("claude-3-5-haiku-latest").unwrap_err();
+    assert_eq!(
+        err.message,
+        "model `claude-3-5-haiku-latest` is an Anthropic model id, and 2 Anthropic providers are configured (`claude`, `other`): which one to use is not clear"
+    );
+    assert!(err.fallback);
+}
+
+#[test]
+fn a_typo_of_an_alias_is_refused_even_with_a_default() {
+    let config = host_config(&mixed_config("http://127.0.0.1:9", true, ""));
+    let err = config.choose("lcoal").unwrap_err();
+    assert_eq!(err.message, "unknown model `lcoal`");
+    assert!(!err.fallback);
+    assert!(
+        err.help.unwrap().starts_with("did you mean `local`?"),
+        "a typo is not run on something else"
+    );
+    let err = config.choose("opnai/gpt-4o").unwrap_err();
+    assert!(!err.fallback, "{err}");
+}
+
+#[test]
+fn families_in_the_config_are_checked_where_they_are_written() {
+    let cases = [
+        (
+            "[families]\nsonnet = \"nope\"\n",
+            "`[families] sonnet`: unknown model `nope`\n  --> /home/u/.config/subagent/config.toml:2:10",
+        ),
+        (
+            "[models.sonnet]\nprovider = \"openai\"\nmodel = \"m\"\n[families]\nsonnet = \"openai/gpt-4o\"\n",
+            "`sonnet` is both an alias (`[models.sonnet]`) and in `[families]`\n  --> /home/u/.config/subagent/config.toml:5:1",
+        ),
+    ];
+    for (text, expected) in cases {
+        let err = config_error(text);
+        assert!(
+            err.starts_with(expected),
+            "for config:\n{text}\ngot:\n{err}"
+        );
+    }
+}
+
+/// The prompt-agent component, which runs prompt-only subagents.
+fn prompt_agent_component() -> PathBuf {
+    subagent_host::Bundle::open(&crate::helpers::plugin("prompt-agent"))
+        .unwrap()
+        .manifest
+        .component
+}
+
+/// A prompt-only bundle `name` in `dir` calling the model `model` (none:
+/// the host default).
+fn model_bundle(dir: &Path, name: &str, model: Option<&str>) -> PathBuf {
+    let bundle = dir.join(name);
+    std::fs::create_dir_all(&bundle).unwrap();
+    let model = model.map_or(String::new(), |m| format!("model = \"{m}\"\n"));
+    std::fs::write(
+        bundle.join("subagent.toml"),
+        format!(
+            "name = \"{name}\"\ndescription = \"Looks around.\"\ncomponent = {:?}\nprompt = \"You look around.\"\ntools = [\"model\"]\n{model}",
+            prompt_agent_component().display().to_string()
+        ),
+    )
+    .unwrap();
+    bundle
+}
+
+/// An OpenAI answer that calls `finish`.
+fn openai_finish(summary: &str) -> Canned {
+    Canned::json(
+        200,
+        json!({
+            "id": "chatcmpl-f", "object": "chat.completion", "model": "scripted-local",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "", "tool_calls": [
+                {"id": "call_f", "type": "function", "function": {"name": "finish", "arguments": json!({"summary": summary}).to_string()}}
+            ]}, "finish_reason": "tool_calls"}],
+            "usage": {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25},
+        }),
+    )
+}
+
+/// An Anthropic answer that calls `finish`.
+fn anthropic_finish(summary: &str) -> Canned {
+    Canned::json(
+        200,
+        json!({
+            "id": "msg_f", "type": "message", "role": "assistant", "model": "claude-scripted",
+            "content": [{"type": "tool_use", "id": "toolu_f", "name": "finish", "input": {"summary": summary}}],
+            "stop_reason": "tool_use",
+            "usage": {"input_tokens": 20, "output_tokens": 5},
+        }),
+    )
+}
+
+/// `subagent ARGS` with the Anthropic test key in its environment.
+fn cli(args: &[&str]) -> std::process::Output {
+    crate::helpers::subagent_command(args)
+        .env("SUBAGENT_TEST_ANTHROPIC_KEY", "sk-ant-test")
+        .output()
+        .unwrap()
+}
+
+/// `run BUNDLE "look around" --json` in a fresh workspace with `config`,
+/// and `extra` arguments: the exit code, the report and stderr.
+fn run_json(config: &Path, bundle: &Path, extra: &[&str]) -> (i32, Value, String) {
+    use crate::helpers::{code, path, stderr, stdout};
+    let ws = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "--config",
+        path(config),
+        "run",
+        path(bundle),
+        "look around",
+        "--workspace",
+        path(ws.path()),
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let out = cli(&args);
+    let report = serde_json::from_str(&stdout(&out)).unwrap_or_else(|_| {
+        panic!(
+            "exit {}: no JSON report:\n{}\n{}",
+            code(&out),
+            stdout(&out),
+            stderr(&out)
+        )
+    });
+    (code(&out), report, stderr(&out))
+}
+
+#[test]
+fn definitions_naming_a_family_or_a_full_id_run_on_the_provider_they_name() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(TestServer::start(vec![
+        anthropic_finish("Looked, as Sonnet."),
+        anthropic_finish("Looked, as Haiku 3.5."),
+    ]));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, mixed_config(&server.url(), true, "")).unwrap();
+
+    let sonnet = model_bundle(dir.path(), "sonnet-agent", Some("sonnet"));
+    let (code, report, stderr) = run_json(&config, &sonnet, &[]);
+    assert_eq!(code, 0, "{report}\n{stderr}");
+    assert_eq!(report["summary"], "Looked, as Sonnet.");
+    assert_eq!(report["model"], "claude");
+    assert_eq!(report["requested_model"], "sonnet");
+    assert_eq!(report["model_warning"], Value::Null);
+    assert!(!stderr.contains("warning"), "{stderr}");
+
+    let haiku = model_bundle(dir.path(), "id-agent", Some("claude-3-5-haiku-latest"));
+    let (code, report, stderr) = run_json(&config, &haiku, &[]);
+    assert_eq!(code, 0, "{report}\n{stderr}");
+    assert_eq!(report["summary"], "Looked, as Haiku 3.5.");
+    assert_eq!(report["model"], "claude-3-5-haiku-latest");
+    assert_eq!(report["requested_model"], "claude-3-5-haiku-latest");
+
+    // Both went to the Anthropic provider, each with its model id.
+    let received = server.received();
+    assert_eq!(received.len(), 2);
+    for (sent, model) in received
+        .iter()
+        .zip(["claude-sonnet-4-5", "claude-3-5-haiku-latest"])
+    {
+        assert_eq!(sent.path, "/v1/messages");
+        assert_eq!(sent.header("x-api-key"), Some("sk-ant-test"));
+        assert_eq!(sent.json()["model"], model);
+    }
+}
+
+#[test]
+fn a_name_this_host_cannot_resolve_runs_on_the_default_with_a_warning_everywhere() {
+    use crate::helpers::{code, path, stderr, stdout};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(TestServer::start(vec![
+        openai_finish("Looked, locally."),
+        openai_finish("Looked again."),
+    ]));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    // Only a local server: no Anthropic provider for `sonnet`.
+    std::fs::write(
+        &config,
+        format!(
+            "default_model = \"local\"\n[models.local]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"scripted-local\"\nmax_retries = 0\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    let registry = dir.path().join("agents");
+    let bundle = model_bundle(&registry, "sonnet-agent", Some("sonnet"));
+    let warning = "model `sonnet` is the Anthropic Sonnet family, and no Anthropic provider is configured; it runs on the default model `local` instead (to choose its model: add an alias whose `model` is a Sonnet model to";
+
+    // validate: the model line says so, and a warning.
+    let out = cli(&["--config", path(&config), "validate", path(&bundle)]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "  model        local (the host config's default_model, in place of `sonnet`)\n"
+        ) && text.contains(&format!("  warning      {warning}")),
+        "{text}"
+    );
+    let out = cli(&[
+        "--config",
+        path(&config),
+        "validate",
+        path(&bundle),
+        "--json",
+    ]);
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        (
+            &report["model"],
+            &report["requested_model"],
+            &report["model_problem"]
+        ),
+        (&json!("local"), &json!("sonnet"), &Value::Null)
+    );
+    assert!(
+        report["model_warning"]
+            .as_str()
+            .unwrap()
+            .starts_with(warning),
+        "{report}"
+    );
+
+    // list: a warning under the entry, and the fields in JSON.
+    let out = cli(&[
+        "--config",
+        path(&config),
+        "--agents",
+        path(&registry),
+        "list",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("warning: {warning}")),
+        "{}",
+        stdout(&out)
+    );
+    let out = cli(&[
+        "--config",
+        path(&config),
+        "--agents",
+        path(&registry),
+        "list",
+        "--json",
+    ]);
+    let row: Value = serde_json::from_str(stdout(&out).lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (&row["name"], &row["model"], &row["requested_model"]),
+        (&json!("sonnet-agent"), &json!("local"), &json!("sonnet"))
+    );
+    assert!(
+        row["model_warning"].as_str().unwrap().starts_with(warning),
+        "{row}"
+    );
+
+    // run --json: a line on stderr, both models and the warning in the result.
+    let (status, report, err) = run_json(&config, &bundle, &[]);
+    assert_eq!(status, 0, "{report}\n{err}");
+    assert!(
+        err.contains(&format!("warning: subagent `sonnet-agent`: {warning}")),
+        "{err}"
+    );
+    assert_eq!(report["summary"], "Looked, locally.");
+    assert_eq!(report["model"], "local");
+    assert_eq!(report["requested_model"], "sonnet");
+    assert!(
+        report["model_warning"]
+            .as_str()
+            .unwrap()
+            .starts_with(warning),
+        "{report}"
+    );
+    assert_eq!(server.received()[0].json()["model"], "scripted-local");
+
+    // show, as text and as JSON, from the store.
+    let id = report["task_id"].as_str().unwrap();
+    let out = cli(&["show", id]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("model        local (requested `sonnet`)\n")
+            && text.contains(&format!("warning      {warning}")),
+        "{text}"
+    );
+    let out = cli(&["show", id, "--json"]);
+    let shown: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(shown["task"]["result"]["requested_model"], "sonnet");
+    assert_eq!(shown["task"]["result"]["model"], "local");
+
+    // run, as text: both models and the warning.
+    let ws = tempfile::tempdir().unwrap();
+    let out = cli(&[
+        "--config",
+        path(&config),
+        "run",
+        path(&bundle),
+        "look around",
+        "--workspace",
+        path(ws.path()),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("model: local (requested `sonnet`)\n")
+            && text.contains(&format!("warning: {warning}")),
+        "{text}"
+    );
+    assert!(stderr(&out).contains("warning: subagent `sonnet-agent`: model `sonnet`"));
+}
+
+#[test]
+fn without_a_default_a_name_that_does_not_resolve_is_refused() {
+    use crate::helpers::{code, path, stderr, stdout};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(TestServer::start(vec![]));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[models.local]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"scripted-local\"\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    let bundle = model_bundle(dir.path(), "sonnet-agent", Some("sonnet"));
+    let refusal =
+        "model `sonnet` is the Anthropic Sonnet family, and no Anthropic provider is configured";
+
+    let ws = tempfile::tempdir().unwrap();
+    let out = cli(&[
+        "--config",
+        path(&config),
+        "run",
+        path(&bundle),
+        "look around",
+        "--workspace",
+        path(ws.path()),
+    ]);
+    assert_eq!(code(&out), 2, "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "subagent `sonnet-agent` uses model `sonnet`: {refusal}"
+        )) && err.contains("or set `default_model` in the host config"),
+        "{err}"
+    );
+    assert!(server.received().is_empty(), "nothing ran");
+
+    let out = cli(&["--config", path(&config), "validate", path(&bundle)]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("  warning      model `sonnet`: {refusal}"))
+            && text.contains("a run here would be refused"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_replay_needs_none_of_the_config_it_was_recorded_with() {
+    use crate::helpers::path;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(TestServer::start(vec![
+        anthropic_finish("Looked, as Sonnet."),
+        openai_finish("Looked, on the default."),
+        openai_finish("Looked, in place of Gemini."),
+    ]));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, mixed_config(&server.url(), true, "")).unwrap();
+    let empty = dir.path().join("empty.toml");
+    std::fs::write(&empty, "").unwrap();
+    let cases = [
+        // A family, through an alias of the config.
+        model_bundle(dir.path(), "sonnet-agent", Some("sonnet")),
+        // No model: the config's default.
+        model_bundle(dir.path(), "default-agent", None),
+        // A name the config cannot resolve: the default, with a warning.
+        model_bundle(dir.path(), "gemini-agent", Some("gemini-2.5-pro")),
+    ];
+    let mut recorded = Vec::new();
+    for bundle in &cases {
+        let recording = dir.path().join(format!(
+            "{}.jsonl",
+            bundle.file_name().unwrap().to_str().unwrap()
+        ));
+        let (code, live, stderr) = run_json(&config, bundle, &["--record", path(&recording)]);
+        assert_eq!(code, 0, "{live}\n{stderr}");
+        recorded.push((bundle, recording, live));
+    }
+    drop(server);
+    drop(runtime);
+
+    // The provider is gone, and so is the config: an empty one, or none.
+    for (bundle, recording, live) in &recorded {
+        for replay_config in [Some(empty.as_path()), None] {
+            let mut args = vec!["run", path(bundle), "look around", "--json"];
+            if let Some(c) = replay_config {
+                args.splice(0..0, ["--config", path(c)]);
+            }
+            args.extend(["--replay", path(recording)]);
+            let ws = tempfile::tempdir().unwrap();
+            args.extend(["--workspace", path(ws.path())]);
+            let out = cli(&args);
+            let report: Value =
+                serde_json::from_str(&crate::helpers::stdout(&out)).unwrap_or_else(|_| {
+                    panic!(
+                        "{}: replay with config {replay_config:?} failed:\n{}",
+                        bundle.display(),
+                        crate::helpers::stderr(&out)
+                    )
+                });
+            assert_eq!(crate::helpers::code(&out), 0, "{report}");
+            for field in [
+                "status",
+                "summary",
+                "model",
+                "requested_model",
+                "model_warning",
+            ] {
+                assert_eq!(report[field], live[field], "{field} of {report}");
+            }
+            assert_eq!(
+                report["usage"]["input_tokens"],
+                live["usage"]["input_tokens"]
+            );
+        }
+    }
+    assert_eq!(recorded[0].2["model"], "claude");
+    assert_eq!(recorded[1].2["model"], "local");
+    assert_eq!(recorded[2].2["model"], "local");
+    assert!(recorded[2].2["model_warning"].is_string());
 }

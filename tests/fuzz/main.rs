@@ -126,7 +126,9 @@ impl Target {
         let text = path.to_string_lossy();
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
         match self {
-            Target::Manifest => ext == "toml" && (text.contains("manifests") || text.ends_with("subagent.toml")),
+            Target::Manifest => {
+                ext == "toml" && (text.contains("manifests") || text.ends_with("subagent.toml"))
+            }
             Target::Frontmatter => ext == "md",
             Target::HostConfig => ext == "toml" && text.contains("config"),
             Target::BatchToml => ext == "toml" && text.contains("batch"),
@@ -150,19 +152,87 @@ impl Rng {
     }
 
     fn below(&mut self, n: usize) -> usize {
-        if n == 0 { 0 } else { (self.next() % n as u64) as usize }
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
     }
 }
 
 /// What TOML, YAML and JSON parsers trip on.
 const TOKENS: &[&str] = &[
-    "\n", "\r\n", "\r", " ", "  ", "\t", ":", ": ", "- ", "-", "---", "\n---\n", "|", "|-", "|+",
-    ">", ">-", "|2", "\"", "'", "''", "\\", "\\u", "\\x", "#", " #", "[", "]", "{", "}", ",",
-    "=", " = ", "[[task]]", "[limits]", "[concurrency]", "[models]", "[aliases]", "\"\"\"",
-    "'''", "\u{feff}", "\u{0}", "\u{202e}", "é", "𝕏", "!!str", "&a", "*a", "?", "%YAML 1.2",
-    "true", "null", "~", "0x", "1e999", "-0", "9999999999999999999999", "nan", "inf",
-    "description: ", "name: ", "tools: ", "model: ", "name = ", "prompt = ", "subagent = ",
-    "timeout = \"", "memory = \"", "{\"subagent\": ", "\"prompt\": ", "[a, [b, [c",
+    "\n",
+    "\r\n",
+    "\r",
+    " ",
+    "  ",
+    "\t",
+    ":",
+    ": ",
+    "- ",
+    "-",
+    "---",
+    "\n---\n",
+    "|",
+    "|-",
+    "|+",
+    ">",
+    ">-",
+    "|2",
+    "\"",
+    "'",
+    "''",
+    "\\",
+    "\\u",
+    "\\x",
+    "#",
+    " #",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    "=",
+    " = ",
+    "[[task]]",
+    "[limits]",
+    "[concurrency]",
+    "[models]",
+    "[aliases]",
+    "\"\"\"",
+    "'''",
+    "\u{feff}",
+    "\u{0}",
+    "\u{202e}",
+    "é",
+    "𝕏",
+    "!!str",
+    "&a",
+    "*a",
+    "?",
+    "%YAML 1.2",
+    "true",
+    "null",
+    "~",
+    "0x",
+    "1e999",
+    "-0",
+    "9999999999999999999999",
+    "nan",
+    "inf",
+    "description: ",
+    "name: ",
+    "tools: ",
+    "model: ",
+    "name = ",
+    "prompt = ",
+    "subagent = ",
+    "timeout = \"",
+    "memory = \"",
+    "{\"subagent\": ",
+    "\"prompt\": ",
+    "[a, [b, [c",
 ];
 
 fn mutate(rng: &mut Rng, seeds: &[Vec<u8>], input: &mut Vec<u8>) {
@@ -200,7 +270,11 @@ fn mutate(rng: &mut Rng, seeds: &[Vec<u8>], input: &mut Vec<u8>) {
             // Insert a token, sometimes many times.
             4 | 5 => {
                 let token = TOKENS[rng.below(TOKENS.len())].as_bytes();
-                let times = if rng.below(8) == 0 { 1 + rng.below(512) } else { 1 };
+                let times = if rng.below(8) == 0 {
+                    1 + rng.below(512)
+                } else {
+                    1
+                };
                 let at = rng.below(len + 1);
                 let mut bytes = Vec::with_capacity(token.len() * times);
                 for _ in 0..times {
@@ -222,7 +296,8 @@ fn mutate(rng: &mut Rng, seeds: &[Vec<u8>], input: &mut Vec<u8>) {
             7 if len > 0 => input.truncate(rng.below(len)),
             // Swap two lines.
             _ => {
-                let mut lines: Vec<Vec<u8>> = input.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
+                let mut lines: Vec<Vec<u8>> =
+                    input.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
                 if lines.len() > 1 {
                     let (a, b) = (rng.below(lines.len()), rng.below(lines.len()));
                     lines.swap(a, b);
@@ -303,7 +378,10 @@ fn options() -> Options {
 
 fn main() {
     let options = options();
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned();
     let failures_dir = root.join("target/fuzz-failures");
     let files = seed_files(&root);
     assert!(files.len() >= 20, "too few seeds: {files:?}");
@@ -317,24 +395,26 @@ fn main() {
         let current = current.clone();
         let started = started.clone();
         let failures_dir = failures_dir.clone();
-        std::thread::spawn(move || loop {
-            std::thread::sleep(Duration::from_millis(200));
-            let since = started.load(Ordering::Relaxed);
-            if since == 0 {
-                continue;
-            }
-            let running = epoch.elapsed().saturating_sub(Duration::from_millis(since));
-            if running > HANG {
-                if let Some((target, input)) = current.lock().unwrap().clone() {
-                    let file = write_failure(&failures_dir, target, "hang", &input);
-                    eprintln!(
-                        "fuzz: {} ran past {:?} on one input (a hang); it is in {}",
-                        target.name(),
-                        HANG,
-                        file.display()
-                    );
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_millis(200));
+                let since = started.load(Ordering::Relaxed);
+                if since == 0 {
+                    continue;
                 }
-                std::process::exit(1);
+                let running = epoch.elapsed().saturating_sub(Duration::from_millis(since));
+                if running > HANG {
+                    if let Some((target, input)) = current.lock().unwrap().clone() {
+                        let file = write_failure(&failures_dir, target, "hang", &input);
+                        eprintln!(
+                            "fuzz: {} ran past {:?} on one input (a hang); it is in {}",
+                            target.name(),
+                            HANG,
+                            file.display()
+                        );
+                    }
+                    std::process::exit(1);
+                }
             }
         });
     }

@@ -24,6 +24,7 @@ mod control;
 mod list;
 mod logs;
 mod mcp;
+mod new;
 mod progress;
 mod prune;
 mod run;
@@ -63,6 +64,9 @@ struct Cli {
     /// Prune finished tasks older than this from the store when a host starts [default: 168h]
     #[arg(long, global = true, value_name = "DURATION", value_parser = crate::units::parse_duration)]
     retention: Option<std::time::Duration>,
+    /// Serve none of the subagents built into this binary (deep-search, todo-report, prompt-agent)
+    #[arg(long, global = true)]
+    no_builtins: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -81,6 +85,7 @@ enum Command {
     Send(control::SendArgs),
     Prune(prune::PruneArgs),
     Mcp(mcp::McpArgs),
+    New(new::NewArgs),
     /// The detached process of `run --background` (internal)
     #[command(hide = true)]
     RunDetached(run::DetachedArgs),
@@ -94,9 +99,21 @@ struct Global {
     state_dir: Option<PathBuf>,
     config: Option<PathBuf>,
     retention: Option<std::time::Duration>,
+    no_builtins: bool,
 }
 
 impl Global {
+    /// Settings that hold for the whole process: where the built-in
+    /// subagents are written, or that there are none.
+    fn apply(&self) {
+        if self.no_builtins {
+            crate::builtin::disable();
+        }
+        if let Some(dir) = &self.cache_dir {
+            crate::builtin::set_cache_dir(dir);
+        }
+    }
+
     fn runtime(&self) -> anyhow::Result<Runtime> {
         let mut config = RuntimeConfig::default();
         if let Some(dir) = &self.cache_dir {
@@ -240,7 +257,9 @@ pub fn main() -> ExitCode {
         state_dir: cli.state_dir,
         config: cli.config,
         retention: cli.retention,
+        no_builtins: cli.no_builtins,
     };
+    global.apply();
     let result = match cli.command {
         Command::Run(args) => run::run(args, &global),
         Command::RunDetached(args) => run::run_detached(args),
@@ -255,6 +274,7 @@ pub fn main() -> ExitCode {
         Command::Send(args) => control::send(args, &global),
         Command::Prune(args) => prune::run(args, &global),
         Command::Mcp(args) => mcp::run(args, &global),
+        Command::New(args) => new::run(args),
     };
     match result {
         Ok(code) => code,

@@ -104,6 +104,11 @@ struct RunReport<'a> {
     permissions: &'a Permissions,
     /// The effective model, when the subagent uses one.
     model: Option<&'a str>,
+    /// The model name the launch or the manifest asked for, when one did.
+    requested_model: Option<&'a str>,
+    /// Set when the requested model did not resolve on this host and the
+    /// default model stood in for it.
+    model_warning: Option<&'a str>,
 }
 
 pub fn run(args: RunArgs, global: &Global) -> anyhow::Result<ExitCode> {
@@ -142,6 +147,7 @@ pub fn run_detached(args: DetachedArgs) -> anyhow::Result<ExitCode> {
     let _ = std::fs::remove_file(&args.request);
     let detached: Detached = serde_json::from_str(&text)
         .with_context(|| format!("cannot read {}", args.request.display()))?;
+    detached.global.apply();
     foreground(detached.request, &detached.options, &detached.global)
 }
 
@@ -163,6 +169,7 @@ fn foreground(
     let preparer = Preparer::new(runtime.clone(), models.clone(), global.agents.clone());
     let prepared = preparer.prepare(request)?;
     prepared.launchable()?;
+    warn_model(&prepared);
     let store = opening
         .join()
         .map_err(|_| anyhow::anyhow!("the task store could not be opened"))??;
@@ -238,6 +245,8 @@ fn foreground(
             usage: &result.usage,
             permissions: &snapshot.permissions,
             model: result.model.as_deref(),
+            requested_model: result.requested_model.as_deref(),
+            model_warning: result.model_warning.as_deref(),
         });
     } else {
         print_human(name, &snapshot.id, &result);
@@ -269,6 +278,7 @@ fn background(
     );
     let prepared = preparer.prepare(request)?;
     prepared.launchable()?;
+    warn_model(&prepared);
     let store = global.store()?;
     let state = store
         .path()
@@ -356,6 +366,17 @@ fn background(
     )
 }
 
+/// Say on stderr when the model asked for does not resolve here and the
+/// default stands in: never silently.
+fn warn_model(prepared: &crate::tasks::Prepared) {
+    if let Some(warning) = prepared.model_warning() {
+        errln!(
+            "warning: subagent `{}`: {warning}",
+            prepared.bundle().manifest.name
+        );
+    }
+}
+
 /// The prompt from the argument, `--task-file`, or stdin (`-`).
 fn read_prompt(task: Option<&str>, file: Option<&std::path::Path>) -> anyhow::Result<String> {
     let read_stdin = || -> anyhow::Result<String> {
@@ -391,6 +412,17 @@ fn print_human(name: &str, task_id: &str, result: &TaskResult) {
     outln!("{mark} {name} {} in {took} (task {task_id})", result.status);
     if let Some(error) = &result.error {
         outln!("error[{}]: {}", error.kind, error.message);
+    }
+    if let Some(model) = &result.model {
+        match result.requested_model.as_deref() {
+            Some(requested) if requested != model => {
+                outln!("model: {model} (requested `{requested}`)");
+            }
+            _ => outln!("model: {model}"),
+        }
+    }
+    if let Some(warning) = &result.model_warning {
+        outln!("warning: {warning}");
     }
     if let Some(summary) = &result.summary {
         outln!("\n{}", summary.trim_end());

@@ -34,7 +34,23 @@ pub fn run(args: ShowArgs, global: &Global) -> anyhow::Result<ExitCode> {
         outln!("parent       {parent} (depth {})", task.depth);
     }
     outln!("workspace    {}", task.workspace);
-    outln!("model        {}", task.model.as_deref().unwrap_or("none"));
+    let requested = task
+        .result
+        .as_ref()
+        .and_then(|r| r.requested_model.as_deref());
+    match (task.model.as_deref(), requested) {
+        (Some(model), Some(requested)) if requested != model => {
+            outln!("model        {model} (requested `{requested}`)");
+        }
+        (model, _) => outln!("model        {}", model.unwrap_or("none")),
+    }
+    if let Some(warning) = task
+        .result
+        .as_ref()
+        .and_then(|r| r.model_warning.as_deref())
+    {
+        outln!("warning      {warning}");
+    }
     outln!("request      {}", task.request);
     outln!("permissions  {}", task.permissions);
     if let Some(took) = super::tasks::duration(&task) {

@@ -45,10 +45,19 @@ struct ValidateReport<'a> {
     warnings: &'a [crate::definitions::Warning],
     /// Why the model would not resolve with this host config, if it would not.
     model_problem: Option<&'a str>,
+    /// The model name the manifest asks for, when it names one.
+    requested_model: Option<&'a str>,
+    /// Set when that name does not resolve with this host config and the
+    /// default model would stand in for it.
+    model_warning: Option<&'a str>,
+    /// The other bundles of this name in its registry: running the name
+    /// fails until all but one are renamed or removed.
+    duplicates: &'a [PathBuf],
 }
 
 pub fn run(args: ValidateArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let workspace = workspace(args.workspace)?;
+    let registries = crate::bundle::Registries::standard(&global.agents, &workspace);
     let preparer = Preparer::new(
         Arc::new(global.runtime()?),
         global.models(None, None)?,
@@ -91,6 +100,9 @@ pub fn run(args: ValidateArgs, global: &Global) -> anyhow::Result<ExitCode> {
         writable_guest_paths: plan.sandbox.writes().guest_paths(),
         warnings: &bundle.warnings,
         model_problem: model_problem.as_deref(),
+        requested_model: prepared.requested_model(),
+        model_warning: prepared.model_warning(),
+        duplicates: &registries.duplicates_of(&manifest.path),
     };
     if args.json {
         print_json(&report);
@@ -135,11 +147,17 @@ pub fn run(args: ValidateArgs, global: &Global) -> anyhow::Result<ExitCode> {
             tools.join(", ")
         }
     );
-    let source = match (&manifest.model, model) {
-        (_, None) => "",
-        (Some(_), Some("inherit")) => " (the parent task's, at launch)",
-        (Some(_), Some(_)) => " (from the manifest)",
-        (None, Some(_)) => " (the host config's default_model)",
+    let source = match (manifest.model.as_deref(), model) {
+        (_, None) => String::new(),
+        (Some(_), Some("inherit")) => " (the parent task's, at launch)".to_owned(),
+        (Some(asked), Some(_)) if prepared.model_warning().is_some() => {
+            format!(" (the host config's default_model, in place of `{asked}`)")
+        }
+        (Some(asked), Some(model)) if asked != model => {
+            format!(" (from the manifest's `{asked}`)")
+        }
+        (Some(_), Some(_)) => " (from the manifest)".to_owned(),
+        (None, Some(_)) => " (the host config's default_model)".to_owned(),
     };
     outln!("  model        {}{source}", model.unwrap_or("none"));
     outln!("  limits       {}", plan.limits);
@@ -147,8 +165,19 @@ pub fn run(args: ValidateArgs, global: &Global) -> anyhow::Result<ExitCode> {
     if let Some(problem) = &model_problem {
         outln!("  warning      {}", problem.replace('\n', " "));
     }
+    if let Some(warning) = prepared.model_warning() {
+        outln!("  warning      {warning}");
+    }
     for warning in &bundle.warnings {
         outln!("  warning      {warning}");
+    }
+    for other in report.duplicates {
+        outln!(
+            "  warning      `{}` is also defined by {} in the same registry: running `{}` by name fails until all but one are renamed or removed",
+            manifest.name,
+            other.display(),
+            manifest.name
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

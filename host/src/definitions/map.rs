@@ -91,9 +91,8 @@ pub(super) enum Mode {
 pub(super) fn mode(value: &str) -> Mode {
     match normalize_key(value).as_str() {
         "plan" => Mode::Plan,
-        "default" | "acceptedits" | "dontask" | "bypasspermissions" | "autoedit" | "yolo" => {
-            Mode::Nothing
-        }
+        "default" | "acceptedits" | "auto" | "dontask" | "bypasspermissions" | "autoedit"
+        | "yolo" => Mode::Nothing,
         _ => Mode::Unknown,
     }
 }
@@ -101,6 +100,7 @@ pub(super) fn mode(value: &str) -> Mode {
 pub(super) const MODES: &[&str] = &[
     "default",
     "acceptEdits",
+    "auto",
     "dontAsk",
     "bypassPermissions",
     "plan",
@@ -108,8 +108,11 @@ pub(super) const MODES: &[&str] = &[
     "yolo",
 ];
 
-/// The write tools a definition lists, and the line of its `tools` key.
+/// The tools a definition lists, its write tools, and the line of its
+/// `tools` key.
 pub(super) struct WriteTools {
+    /// `tools` less `disallowedTools`, as written; `None` without `tools`.
+    listed: Option<Vec<String>>,
     names: Vec<String>,
     line: usize,
 }
@@ -221,6 +224,7 @@ impl Mapper<'_, '_> {
             description,
             prompt: (!body.is_empty()).then(|| body.to_owned()),
             model,
+            tools: tools.listed,
             permission_mode,
             allowed_write_directories,
             warnings: self.warnings,
@@ -232,6 +236,10 @@ impl Mapper<'_, '_> {
         for field in fields.iter().filter(|f| matches!(f.value, Value::Skipped)) {
             let names: Vec<&str> = KEYS.iter().map(|(n, _)| *n).collect();
             let hint = match did_you_mean(&field.norm, &names) {
+                // Close to `disallowedTools` in spelling, to `tools` in meaning.
+                _ if field.norm == "allowedtools" => {
+                    "; a subagent's tools are its `tools` (`allowed-tools` is a key of Claude Code's skills and commands)".to_owned()
+                }
                 Some(best) => {
                     let shown = KEYS
                         .iter()
@@ -387,6 +395,7 @@ impl Mapper<'_, '_> {
                 .collect(),
             None => Vec::new(),
         };
+        let listed = tools.is_some();
         let tools: Vec<(String, usize)> = tools
             .unwrap_or_default()
             .into_iter()
@@ -419,6 +428,7 @@ impl Mapper<'_, '_> {
             );
         }
         Ok(WriteTools {
+            listed: listed.then(|| tools.iter().map(|(t, _)| t.clone()).collect()),
             names: write_tools.into_iter().map(str::to_owned).collect(),
             line: tools_line,
         })
@@ -485,7 +495,11 @@ impl Mapper<'_, '_> {
                 }
             }
         }
-        if let Some(field) = get("permissionmode") {
+        // Claude Code's `permissionMode`, qwen-code's `approvalMode`.
+        for field in ["permissionmode", "approvalmode"]
+            .into_iter()
+            .filter_map(get)
+        {
             let help = format!("use one of: {}", MODES.join(", "));
             if let Some(s) = self.scalar(field, &help)? {
                 let value = s.text.trim();

@@ -20,17 +20,23 @@
 //!
 //! The file starts with a `---` line; the frontmatter ends at the next `---`
 //! line, and the rest of the file, trimmed, is the system prompt (an empty
-//! body means no prompt). The frontmatter is read by a small, strict subset
-//! of YAML: `key: value` lines with plain, `'single'` or `"double"` quoted
-//! scalars, `true` / `false`, inline lists `[a, b]`, block lists (`- item`
-//! lines under the key), `|` and `>` block scalars (with `-` / `+`
-//! chomping), comments, and a plain value continued on more-indented lines.
-//! A plain value may contain `: ` (the descriptions Claude Code generates
-//! do). Anchors, aliases, tags, flow mappings and multi-line quoted strings
-//! are refused with an error that says how to write the value instead. Keys
-//! match case-insensitively and ignoring `_` and `-`, so `permissionMode`,
-//! `permission_mode` and `PermissionMode` are the same key; a key given
-//! twice is an error.
+//! body means no prompt). The frontmatter is read by a subset of YAML that
+//! covers what these tools write: `key: value` lines; plain scalars, also
+//! starting on the line after the key and going on over more-indented lines
+//! (folded as YAML folds them); `'single'` and `"double"` quoted scalars
+//! (with YAML's escapes), also over several lines; `|` and `>` block scalars
+//! with `-` / `+` chomping and an indentation digit; flow lists `[a, b]`,
+//! also over several lines; block lists (`- item` lines under the key);
+//! full-line and trailing ` #` comments; a BOM and CRLF line endings. A
+//! plain value may contain `: ` (the descriptions Claude Code generates do),
+//! on its first line and on the lines that go on with it, but a line there
+//! that reads as one of the keys this module reads is refused as a key
+//! indented by mistake. Anchors, aliases, tags and flow mappings are
+//! refused with an error that says how to write the value instead; nested
+//! mappings are read only under `modelConfig`, and the values of keys this
+//! module does not read are skipped unread. Keys match case-insensitively
+//! and ignoring `_` and `-`, so `permissionMode`, `permission_mode` and
+//! `PermissionMode` are the same key; a key given twice is an error.
 //!
 //! Every error is a [`ManifestError`] naming the file, line and column and
 //! saying how to fix it. Things that are not errors but change what runs
@@ -48,7 +54,7 @@
 //! | `modelConfig.model` (qwen-code) | `model`, when `model` is not set; other `modelConfig` keys are ignored with a warning |
 //! | `tools` | list, inline list or comma-separated string (`Read, Grep, Glob`); decides only whether the subagent *may* write, see below. Read tools are always offered; tools without a sandboxed equivalent are ignored with a warning |
 //! | `disallowedTools` | removed from `tools` before anything else |
-//! | `permissionMode` | `plan` → readonly; `default`, `acceptEdits`, `dontAsk`, `bypassPermissions` (Claude Code), `auto-edit`, `yolo` (qwen-code) grant nothing extra; an unknown mode → readonly, with a warning |
+//! | `permissionMode` (Claude Code), `approvalMode` (qwen-code) | `plan` → readonly; `default`, `acceptEdits`, `auto`, `dontAsk`, `bypassPermissions` (Claude Code), `auto-edit`, `yolo` (qwen-code) grant nothing extra; an unknown mode → readonly, with a warning |
 //! | `readonly` (Cursor) | `true` → readonly; `false` grants nothing |
 //! | `allowed_write_directories` (ours) | list of workspace-relative directories; normalized like `subagent.toml`'s, an invalid one is an error |
 //! | any other key (`color`, `is_background`, `maxTurns`, `hooks`, …) | ignored, with a warning |
@@ -130,6 +136,10 @@ pub struct Definition {
     pub prompt: Option<String>,
     /// As written (`inherit`, or an alias the host config resolves).
     pub model: Option<String>,
+    /// The tools the frontmatter lists (`tools` less `disallowedTools`), as
+    /// written; `None` when it has no `tools` (all tools, in Claude Code
+    /// and Cursor). They only decide whether writing is possible.
+    pub tools: Option<Vec<String>>,
     /// [`PermissionMode::Default`] only with a write tool and write directories.
     pub permission_mode: PermissionMode,
     /// Normalized; `Some` exactly when the mode is `Default`.
@@ -304,6 +314,46 @@ mod tests {
     fn null_name_is_empty() {
         let err = parse("---\nname: ~\ndescription: d\n---\n").unwrap_err();
         assert_eq!(err.message, "`name` is empty");
+    }
+
+    #[test]
+    fn approval_mode_and_auto_mode_and_allowed_tools() {
+        let front = |extra: &str| {
+            parse(&format!(
+                "---\nname: x\ndescription: d\ntools: Write\nallowed_write_directories: [out]\n{extra}---\n"
+            ))
+            .unwrap()
+        };
+        // qwen-code's approvalMode narrows like permissionMode.
+        assert_eq!(
+            front("approvalMode: plan\n").permission_mode,
+            PermissionMode::Readonly
+        );
+        let d = front("approvalMode: yolo\n");
+        assert_eq!(d.permission_mode, PermissionMode::Default);
+        assert!(
+            d.warnings[0]
+                .message
+                .contains("`approvalMode: yolo` grants nothing")
+        );
+        // Claude Code's `auto` mode is known, and grants nothing.
+        let d = front("permissionMode: auto\n");
+        assert_eq!(d.permission_mode, PermissionMode::Default);
+        assert!(
+            d.warnings[0]
+                .message
+                .contains("`permissionMode: auto` grants nothing")
+        );
+        assert_eq!(d.tools, Some(vec!["Write".to_owned()]));
+        // `allowed-tools` points to `tools`, not to `disallowedTools`.
+        let d = front("allowed-tools: Read\n");
+        assert!(
+            d.warnings[0].message.ends_with(
+                "a subagent's tools are its `tools` (`allowed-tools` is a key of Claude Code's skills and commands)"
+            ),
+            "{:#?}",
+            d.warnings
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! [`Models`]: the host's model broker. It resolves a model name (alias or
-//! `provider/model`) through the host config, builds the provider once per
-//! name, optionally records every exchange, and is what the `model`
-//! capability calls through [`ModelBroker`].
+//! [`Models`]: the host's model broker. It decides the model of a task
+//! ([`Models::decide`]: what it asks for, resolved through the host config,
+//! or read from the recording being replayed), builds the provider once per
+//! effective model, optionally records every exchange, and is what the
+//! `model` capability calls through [`ModelBroker`].
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use super::anthropic::Anthropic;
 use super::config::{EnvLookup, HostConfig, ModelSpec, ProviderKind, ResolveError, process_env};
 use super::openai::OpenAi;
 use super::replay::{Recorder, Replay, ReplayLog};
-use super::{BoxFuture, ChatRequest, ChatResponse, ModelBroker, ModelError, Provider};
+use super::{BoxFuture, ChatRequest, ChatResponse, ModelBroker, ModelChoice, ModelError, Provider};
 
 /// The host's models, as configured.
 pub struct Models {
@@ -36,6 +37,16 @@ pub struct Models {
 pub struct RecordError {
     pub path: PathBuf,
     pub source: std::io::Error,
+}
+
+/// Why a task cannot have a model: what a launch refuses.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{problem}")]
+pub struct ModelRefusal {
+    /// The name refused; `None` when the task has no model at all.
+    pub model: Option<String>,
+    /// What is wrong, with how to fix it.
+    pub problem: String,
 }
 
 impl Models {
@@ -67,7 +78,9 @@ impl Models {
     /// Serve every model from the recording at `file`, under the name it
     /// was recorded with, whatever the config says (so a run that named
     /// `openai/gpt-4o-mini` directly replays too, on a machine without that
-    /// config). The config still supplies `default_model`.
+    /// config). The model a task runs on is the one the recording says its
+    /// name resolved to ([`Models::decide`]); the config is consulted only
+    /// for a name the recording does not know.
     ///
     /// # Errors
     ///
@@ -101,6 +114,83 @@ impl Models {
     /// The recording file, when recording.
     pub fn recording(&self) -> Option<&Path> {
         self.recorder.as_deref().map(Recorder::path)
+    }
+
+    /// The model of a task that asks for `requested` (the launch's model,
+    /// else its manifest's), under a parent running on `parent`: the one
+    /// place a task's model is decided.
+    ///
+    /// `inherit` takes the parent's model, and at the top level the
+    /// default's; no name takes `default_model`; a name resolves by
+    /// [`HostConfig::choose`] (the default standing in, with a warning, for
+    /// one this host cannot resolve). When replaying, how the recorded run
+    /// resolved the name wins; when recording, how it resolved is recorded.
+    ///
+    /// # Errors
+    ///
+    /// [`ModelRefusal`] when the name is refused, or there is no model.
+    pub fn decide(
+        &self,
+        requested: Option<&str>,
+        parent: Option<&str>,
+    ) -> Result<ModelChoice, ModelRefusal> {
+        let choice = match (requested, parent) {
+            (Some("inherit"), Some(parent)) => {
+                return Ok(ModelChoice {
+                    requested: Some("inherit".to_owned()),
+                    model: parent.to_owned(),
+                    warning: None,
+                });
+            }
+            (Some("inherit"), None) => self.choose(None).map_err(|mut refusal| {
+                if refusal.model.is_none() {
+                    refusal.problem = NO_MODEL_TO_INHERIT.to_owned();
+                }
+                refusal
+            }),
+            (name, _) => self.choose(name),
+        }?;
+        Ok(ModelChoice {
+            requested: requested.map(str::to_owned),
+            ..choice
+        })
+    }
+
+    /// How `requested` resolves (`None`: the default), from the recording
+    /// being replayed, else from the config; recorded when recording.
+    fn choose(&self, requested: Option<&str>) -> Result<ModelChoice, ModelRefusal> {
+        if let Some(log) = &self.replay_all {
+            if let Some(choice) = log.choice(requested) {
+                return Ok(choice.clone());
+            }
+            // A recording without choices: a name it holds exchanges of.
+            if let Some(name) = requested
+                && log.has_model(name)
+            {
+                return Ok(ModelChoice {
+                    requested: Some(name.to_owned()),
+                    model: name.to_owned(),
+                    warning: None,
+                });
+            }
+        }
+        let choice = match requested {
+            Some(name) => self.config.choose(name).map_err(|err| ModelRefusal {
+                model: Some(name.to_owned()),
+                problem: err.to_string(),
+            })?,
+            None => self.config.default_choice().ok_or_else(|| ModelRefusal {
+                model: None,
+                problem: NO_MODEL.to_owned(),
+            })?,
+        };
+        if let Some(recorder) = &self.recorder {
+            recorder.note(&choice).map_err(|problem| ModelRefusal {
+                model: Some(choice.model.clone()),
+                problem,
+            })?;
+        }
+        Ok(choice)
     }
 
     /// Resolve `name` without building anything.
@@ -199,6 +289,10 @@ impl Models {
             .clone()
     }
 }
+
+const NO_MODEL: &str = "no model to use: the manifest names none and the host config has no `default_model`; set `model` in the manifest, pass --model, or set `default_model` in the host config";
+
+const NO_MODEL_TO_INHERIT: &str = "no model to use: the manifest says `inherit`, a top-level task has no parent to inherit from, and the host config has no `default_model`; pass --model, or set `default_model` in the host config";
 
 impl ModelBroker for Models {
     fn complete(

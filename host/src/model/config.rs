@@ -1,5 +1,7 @@
-//! The host config (`config.toml`): named model aliases and the default
-//! model, and the resolution of a model name to a [`ModelSpec`].
+//! The host config (`config.toml`): named model aliases, family mappings
+//! and the default model, and the resolution of a model name to a
+//! [`ModelSpec`] ([`HostConfig::resolve`]) and of what a task asks for to
+//! the model it runs on ([`HostConfig::choose`]).
 //!
 //! ```toml
 //! default_model = "fast"
@@ -12,7 +14,25 @@
 //! timeout = "60s"                 # per request
 //! max_retries = 3
 //! max_tokens = 4096               # when a request gives none
+//!
+//! [families]                      # names as definitions write them
+//! sonnet = "fast"                 # an alias, `provider/model` or a full id
 //! ```
+//!
+//! A name resolves by these rules, in order ([`HostConfig::resolve`]):
+//!
+//! 1. an alias of `[models]`, or the direct form `provider/model`;
+//! 2. a family: a name of `[families]`, else a built-in one (`sonnet`,
+//!    `opus`, `haiku`: the Anthropic families), which takes the first alias
+//!    (in name order) whose model id is of that family, else the family's
+//!    current model id on the one configured Anthropic provider;
+//! 3. a full model id of a known vendor (`claude-…`, `gpt-…`, `o3-mini`,
+//!    `gemini-…`, …), served by the one configured provider of that vendor.
+//!
+//! A name that still does not resolve runs on `default_model`, with a
+//! warning ([`HostConfig::choose`]), unless it looks like a typo of an
+//! alias or is malformed: those, and any name when there is no default, are
+//! refused.
 //!
 //! Parsing is as strict as the manifest's: unknown fields are errors with a
 //! "did you mean" hint, and every error names the file, line and column and
@@ -22,6 +42,7 @@
 use std::collections::BTreeMap;
 
 use crate::diagnostic::{Doc, TomlHelp};
+use crate::model::ModelChoice;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -172,6 +193,10 @@ pub struct HostConfig {
     /// The model of a subagent that names none (an alias or `provider/model`).
     pub default_model: Option<String>,
     pub models: BTreeMap<String, ModelSpec>,
+    /// `[families]`: names as definitions write them (`sonnet`, …), mapped
+    /// to a model name of this config (an alias, `provider/model` or a full
+    /// id). They take precedence over the built-in families.
+    pub families: BTreeMap<String, String>,
 }
 
 /// Read the host config: `path` when given, else `config.toml` in the
@@ -237,22 +262,40 @@ impl HostConfig {
         self.default_model.as_deref()
     }
 
-    /// Resolve `name`: an alias of this config, or `provider/model` (which
-    /// uses the hosted API's URL and key variable, e.g. `openai/gpt-4o-mini`
-    /// → `https://api.openai.com/v1` with `OPENAI_API_KEY`).
+    /// Resolve `name` to the model it names, by the rules of the module
+    /// documentation: an alias or `provider/model`; a family; a full model
+    /// id of a known vendor, on the one provider of that vendor this config
+    /// has. The direct form `provider/model` uses the hosted API's URL and
+    /// key variable, e.g. `openai/gpt-4o-mini` → `https://api.openai.com/v1`
+    /// with `OPENAI_API_KEY`.
+    ///
+    /// The spec's `name` is the **effective model**: the name calls are
+    /// sent to (an alias, `provider/model` or the full id), which resolves
+    /// to the same spec again.
     ///
     /// # Errors
     ///
     /// [`ResolveError`] saying why, with the known aliases and a "did you
-    /// mean" when `name` looks like a typo of one.
+    /// mean" when `name` looks like a typo of one; its `fallback` says
+    /// whether `default_model` may stand in for the name.
     pub fn resolve(&self, name: &str) -> Result<ModelSpec, ResolveError> {
+        self.resolve_in(name, true)
+    }
+
+    /// [`HostConfig::resolve`]; `mapped`: whether `[families]` applies (not
+    /// to its own targets, so a mapping never chains).
+    fn resolve_in(&self, name: &str, mapped: bool) -> Result<ModelSpec, ResolveError> {
         if let Some(spec) = self.models.get(name) {
             return Ok(spec.clone());
+        }
+        if mapped && let Some(target) = self.families.get(name) {
+            return self.resolve_in(target, false);
         }
         let err = |message: String, help: String| ResolveError {
             name: name.to_owned(),
             message,
             help: Some(help),
+            fallback: false,
         };
         if name.trim().is_empty() {
             return Err(err(
@@ -298,11 +341,223 @@ impl HostConfig {
             }
             return Ok(ModelSpec::direct(name, kind, model));
         }
-        let aliases: Vec<&str> = self.models.keys().map(String::as_str).collect();
-        Err(err(
-            format!("unknown model `{name}`"),
-            self.known_models_help(did_you_mean(name, &aliases)),
-        ))
+        if let Some(family) = FAMILIES.iter().find(|f| f.name == name) {
+            return self.family(family);
+        }
+        if let Some(vendor) = VENDORS.iter().find(|v| (v.ids)(name)) {
+            return self.inferred(name, vendor);
+        }
+        let names: Vec<&str> = self
+            .models
+            .keys()
+            .chain(self.families.keys())
+            .map(String::as_str)
+            .collect();
+        // One or two edits from an alias or a mapped name: meant for this
+        // host and mistyped, so never run on something else.
+        match did_you_mean(name, &names).filter(|best| strsim::damerau_levenshtein(name, best) <= 2)
+        {
+            Some(best) => Err(err(
+                format!("unknown model `{name}`"),
+                self.known_models_help(Some(best)),
+            )),
+            None => Err(ResolveError {
+                fallback: true,
+                ..err(
+                    format!("unknown model `{name}`"),
+                    format!(
+                        "{}; or map the name in {}: `[families] {name} = \"<alias>\"`",
+                        self.known_models_help(None),
+                        self.file()
+                    ),
+                )
+            }),
+        }
+    }
+
+    /// A built-in family: the first alias (in name order) whose model is of
+    /// it, else its current model id on the one provider of its vendor.
+    fn family(&self, family: &Family) -> Result<ModelSpec, ResolveError> {
+        if let Some(spec) = self
+            .models
+            .values()
+            .find(|spec| spec.provider != ProviderKind::Replay && family.has(&spec.model))
+        {
+            return Ok(spec.clone());
+        }
+        let vendor = family.vendor;
+        match self.endpoints(vendor).as_slice() {
+            [one] => Ok(ModelSpec {
+                name: family.current.to_owned(),
+                model: family.current.to_owned(),
+                ..(*one).clone()
+            }),
+            found => Err(self.no_provider(
+                family.name,
+                &format!("the {} {} family", vendor.name, family.label),
+                vendor,
+                found,
+                format!(
+                    "add an alias whose `model` is a {} model to {}, or map the name: `[families] {} = \"<alias>\"`",
+                    family.label,
+                    self.file(),
+                    family.name
+                ),
+            )),
+        }
+    }
+
+    /// A full model id of `vendor`, on the one provider of that vendor.
+    fn inferred(&self, name: &str, vendor: &Vendor) -> Result<ModelSpec, ResolveError> {
+        match self.endpoints(vendor).as_slice() {
+            [one] => Ok(ModelSpec {
+                name: name.to_owned(),
+                model: name.to_owned(),
+                ..(*one).clone()
+            }),
+            found => {
+                let direct = match vendor.kind {
+                    Some(kind) => format!(", or write `{kind}/{name}` for the hosted API"),
+                    None if vendor.hosts.contains(&"api.openai.com") => {
+                        format!(", or write `openai/{name}` for the hosted API")
+                    }
+                    None => String::new(),
+                };
+                let article = if vendor.name.starts_with(['A', 'E', 'I', 'O', 'U']) {
+                    "an"
+                } else {
+                    "a"
+                };
+                Err(self.no_provider(
+                    name,
+                    &format!("{article} {} model id", vendor.name),
+                    vendor,
+                    found,
+                    format!(
+                        "add an alias for it to {} (`[models.\"{name}\"]` with its `provider`, `base_url` and `model = \"{name}\"`){direct}",
+                        self.file()
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// No provider of `vendor`, or more than one, for `name`: the default
+    /// may stand in.
+    fn no_provider(
+        &self,
+        name: &str,
+        what: &str,
+        vendor: &Vendor,
+        found: &[&ModelSpec],
+        help: String,
+    ) -> ResolveError {
+        let message = if found.is_empty() {
+            format!(
+                "model `{name}` is {what}, and no {} provider is configured",
+                vendor.name
+            )
+        } else {
+            let aliases: Vec<String> = found.iter().map(|s| format!("`{}`", s.name)).collect();
+            format!(
+                "model `{name}` is {what}, and {} {} providers are configured ({}): which one to use is not clear",
+                found.len(),
+                vendor.name,
+                aliases.join(", ")
+            )
+        };
+        ResolveError {
+            name: name.to_owned(),
+            message,
+            help: Some(help),
+            fallback: true,
+        }
+    }
+
+    /// The providers of this config that serve `vendor`'s models: one alias
+    /// each (the first in name order), told apart by provider, URL and key.
+    fn endpoints(&self, vendor: &Vendor) -> Vec<&ModelSpec> {
+        let mut found: Vec<&ModelSpec> = Vec::new();
+        for spec in self.models.values().filter(|spec| vendor.serves(spec)) {
+            let same = |other: &&ModelSpec| {
+                other.provider == spec.provider
+                    && other.base_url == spec.base_url
+                    && other.api_key == spec.api_key
+            };
+            if !found.iter().any(same) {
+                found.push(spec);
+            }
+        }
+        found
+    }
+
+    /// The model a task runs on when it asks for `requested` (from the
+    /// launch or its manifest). A name that resolves is the effective
+    /// model. One that does not, but may be stood in for (it is not a typo
+    /// of an alias nor malformed), runs on `default_model`, with a warning
+    /// saying so and how to choose.
+    ///
+    /// # Errors
+    ///
+    /// [`ResolveError`] when the name does not resolve and the default may
+    /// not, or cannot (there is none), stand in.
+    pub fn choose(&self, requested: &str) -> Result<ModelChoice, ResolveError> {
+        let err = match self.resolve(requested) {
+            Ok(spec) => {
+                return Ok(ModelChoice {
+                    requested: Some(requested.to_owned()),
+                    model: spec.name,
+                    warning: None,
+                });
+            }
+            Err(err) => err,
+        };
+        if !err.fallback {
+            return Err(err);
+        }
+        let Some(default) = self.default_choice() else {
+            let help = match &err.help {
+                Some(help) => format!("{help}; "),
+                None => String::new(),
+            };
+            return Err(ResolveError {
+                help: Some(format!(
+                    "{help}or set `default_model` in the host config: it stands in, with a warning, for a model this host cannot resolve"
+                )),
+                ..err
+            });
+        };
+        let how = match &err.help {
+            Some(help) => format!(" (to choose its model: {help})"),
+            None => String::new(),
+        };
+        Ok(ModelChoice {
+            requested: Some(requested.to_owned()),
+            warning: Some(format!(
+                "{}; it runs on the default model `{}` instead{how}",
+                err.message, default.model
+            )),
+            model: default.model,
+        })
+    }
+
+    /// The model of a task that names none: `default_model`, if set.
+    pub fn default_choice(&self) -> Option<ModelChoice> {
+        let default = self.default_model.as_deref()?;
+        Some(ModelChoice {
+            requested: None,
+            model: self
+                .resolve(default)
+                .map_or_else(|_| default.to_owned(), |spec| spec.name),
+            warning: None,
+        })
+    }
+
+    fn file(&self) -> String {
+        match &self.path {
+            Some(path) => path.display().to_string(),
+            None => "the host config".to_owned(),
+        }
     }
 
     fn known_models_help(&self, guess: Option<&str>) -> String {
@@ -310,10 +565,7 @@ impl HostConfig {
             Some(best) => format!("did you mean `{best}`? "),
             None => String::new(),
         };
-        let file = match &self.path {
-            Some(path) => path.display().to_string(),
-            None => "the host config".to_owned(),
-        };
+        let file = self.file();
         if self.models.is_empty() {
             help += &format!("{file} defines no model aliases; ");
         } else {
@@ -333,6 +585,139 @@ fn example_model(kind: ProviderKind) -> &'static str {
     }
 }
 
+/// A model family named by one word, as Claude Code definitions write it.
+pub struct Family {
+    /// The word: `sonnet`.
+    pub name: &'static str,
+    /// As people write it: `Sonnet`.
+    pub label: &'static str,
+    pub vendor: &'static Vendor,
+    /// The model id it stands for on a provider with no alias of it.
+    pub current: &'static str,
+}
+
+impl Family {
+    /// Is `model` (a model id as a provider names it) of this family? Any
+    /// id naming the vendor's models and the family as a word:
+    /// `claude-sonnet-4-5`, `claude-3-5-sonnet-latest`,
+    /// `anthropic/claude-sonnet-4`.
+    pub fn has(&self, model: &str) -> bool {
+        let words: Vec<&str> = model
+            .split(['-', '/', '.', ':', '@', '_'])
+            .map(str::trim)
+            .collect();
+        words.contains(&self.name) && model.split('/').any(|part| (self.vendor.ids)(part))
+    }
+}
+
+/// The built-in families: Claude Code's `sonnet`, `opus` and `haiku`.
+/// `[families]` in the host config overrides them.
+pub const FAMILIES: &[Family] = &[
+    Family {
+        name: "sonnet",
+        label: "Sonnet",
+        vendor: &VENDORS[0],
+        current: "claude-sonnet-4-5",
+    },
+    Family {
+        name: "opus",
+        label: "Opus",
+        vendor: &VENDORS[0],
+        current: "claude-opus-4-5",
+    },
+    Family {
+        name: "haiku",
+        label: "Haiku",
+        vendor: &VENDORS[0],
+        current: "claude-haiku-4-5",
+    },
+];
+
+/// A vendor of models, to infer which configured provider serves a full
+/// model id such as `claude-sonnet-4-20250514` or `gpt-4o`.
+pub struct Vendor {
+    pub name: &'static str,
+    /// Does this id name one of its models?
+    pub ids: fn(&str) -> bool,
+    /// The hosts of its hosted API: an `openai` provider with such a
+    /// `base_url` serves its models.
+    pub hosts: &'static [&'static str],
+    /// The provider kind that always serves its models.
+    pub kind: Option<ProviderKind>,
+    /// Whether an `openai` provider serves its models when one of its
+    /// aliases names one (a LiteLLM or OpenRouter-style proxy). Not for
+    /// vendors whose models also run on local servers under the same ids.
+    pub by_alias: bool,
+}
+
+impl Vendor {
+    /// Does the provider of `spec` serve this vendor's models?
+    fn serves(&self, spec: &ModelSpec) -> bool {
+        if spec.provider == ProviderKind::Replay {
+            return false;
+        }
+        if self.kind == Some(spec.provider) {
+            return true;
+        }
+        spec.provider == ProviderKind::OpenAi
+            && (self.hosts.contains(&host(&spec.base_url))
+                || self.by_alias && (self.ids)(&spec.model))
+    }
+}
+
+/// The vendors whose model ids the host recognizes (rule 3 of resolving).
+pub const VENDORS: &[Vendor] = &[
+    Vendor {
+        name: "Anthropic",
+        ids: |id| id.starts_with("claude-"),
+        hosts: &["api.anthropic.com"],
+        kind: Some(ProviderKind::Anthropic),
+        by_alias: true,
+    },
+    Vendor {
+        name: "OpenAI",
+        ids: |id| {
+            // `gpt-oss` is open weights, served locally under that name.
+            (id.starts_with("gpt-") && !id.starts_with("gpt-oss"))
+                || id.starts_with("chatgpt-")
+                || o_series(id)
+        },
+        hosts: &["api.openai.com"],
+        kind: None,
+        by_alias: true,
+    },
+    Vendor {
+        name: "Google Gemini",
+        ids: |id| id.starts_with("gemini-"),
+        hosts: &["generativelanguage.googleapis.com"],
+        kind: None,
+        by_alias: true,
+    },
+    Vendor {
+        name: "Qwen (DashScope)",
+        ids: |id| id.starts_with("qwen"),
+        hosts: &["dashscope.aliyuncs.com", "dashscope-intl.aliyuncs.com"],
+        kind: None,
+        by_alias: false,
+    },
+];
+
+/// `o1`, `o3-mini`, `o4-mini-high`, …: OpenAI's reasoning models.
+fn o_series(id: &str) -> bool {
+    let Some(rest) = id.strip_prefix('o') else {
+        return false;
+    };
+    let digits = rest.chars().take_while(char::is_ascii_digit).count();
+    digits > 0 && (rest.len() == digits || rest[digits..].starts_with('-'))
+}
+
+/// The host of a URL: `https://api.openai.com/v1` → `api.openai.com`.
+fn host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let end = rest.find(['/', ':', '?']).unwrap_or(rest.len());
+    &rest[..end]
+}
+
 /// A model name that does not resolve.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub struct ResolveError {
@@ -341,6 +726,10 @@ pub struct ResolveError {
     pub message: String,
     /// How to fix it.
     pub help: Option<String>,
+    /// Whether `default_model` may stand in: the name is one this host
+    /// cannot resolve (a family or a model id without a provider here, an
+    /// unknown name), not a typo of an alias nor malformed.
+    pub fallback: bool,
 }
 
 impl fmt::Display for ResolveError {
@@ -362,6 +751,8 @@ struct RawConfig {
     default_model: Option<Spanned<String>>,
     #[serde(default)]
     models: BTreeMap<Spanned<String>, RawModel>,
+    #[serde(default)]
+    families: BTreeMap<Spanned<String>, Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -377,7 +768,7 @@ struct RawModel {
     file: Option<Spanned<String>>,
 }
 
-const TOP_FIELDS: &[&str] = &["default_model", "models"];
+const TOP_FIELDS: &[&str] = &["default_model", "models", "families"];
 const MODEL_FIELDS: &[&str] = &[
     "provider",
     "base_url",
@@ -400,7 +791,40 @@ fn validate(doc: &Doc, raw: RawConfig) -> Result<HostConfig, ConfigError> {
         path: Some(doc.path().to_owned()),
         default_model: None,
         models,
+        families: BTreeMap::new(),
     };
+    for (name, target) in raw.families {
+        let key = name.get_ref();
+        if !valid_alias(key) {
+            return Err(doc.at(
+                &name,
+                format!("invalid name `{key}` in `[families]`"),
+                "write the model name as definitions give it, such as `sonnet` (letters, digits, `-`, `_`, `.` and `:`)",
+            ));
+        }
+        if key == "inherit" {
+            return Err(doc.at(
+                &name,
+                "`inherit` cannot be mapped",
+                "`inherit` means the parent task's model; remove it from `[families]`",
+            ));
+        }
+        if config.models.contains_key(key) {
+            return Err(doc.at(
+                &name,
+                format!("`{key}` is both an alias (`[models.{key}]`) and in `[families]`"),
+                "the alias would win: remove one of them",
+            ));
+        }
+        if let Err(err) = config.resolve_in(target.get_ref(), false) {
+            return Err(doc.error(
+                Some(target.span()),
+                format!("`[families] {key}`: {}", err.message),
+                err.help,
+            ));
+        }
+        config.families.insert(key.clone(), target.into_inner());
+    }
     if let Some(default) = raw.default_model {
         if let Err(err) = config.resolve(default.get_ref()) {
             return Err(doc.error(

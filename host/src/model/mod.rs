@@ -12,7 +12,7 @@ mod http;
 pub mod openai;
 pub mod replay;
 
-pub use broker::{Models, RecordError};
+pub use broker::{ModelRefusal, Models, RecordError};
 pub use config::{ConfigError, HostConfig, KeySource, ModelSpec, ProviderKind, ResolveError};
 pub use http::client as http_client;
 
@@ -33,6 +33,21 @@ pub trait ModelBroker: Send + Sync {
         model: String,
         request: ChatRequest,
     ) -> BoxFuture<'_, Result<ChatResponse, ModelError>>;
+}
+
+/// The model a task runs on, and the name it asked for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelChoice {
+    /// The name the launch or the manifest gave (`inherit` included);
+    /// `None` when neither named one and `default_model` applies.
+    pub requested: Option<String>,
+    /// The effective model: the name its calls go to (an alias,
+    /// `provider/model` or a full model id), and its concurrency key.
+    pub model: String,
+    /// Set when `requested` does not resolve on this host and the default
+    /// model stands in: says so, and how to choose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,9 +4,16 @@
 //! finished:
 //!
 //! ```json
+//! {"choice":{"requested":"sonnet","model":"fast"}}
 //! {"seq":1,"model":"fast","request":{…},"response":{…}}
 //! {"seq":2,"model":"fast","request":{…},"error":{"kind":"timeout","message":"…"}}
 //! ```
+//!
+//! A `choice` line is how a model name the run asked for resolved (the
+//! effective model, and the warning when the default stood in;
+//! `"requested":null` for the default), written when the task was
+//! prepared. Replaying takes them from the recording, so a replay needs
+//! none of the host config's aliases, families or default.
 //!
 //! [`Recorder`] writes it around any provider. [`Replay`] serves it back:
 //! the n-th call of a run gets the n-th recorded answer (errors included)
@@ -24,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use super::http::snippet;
-use super::{BoxFuture, ChatRequest, ChatResponse, Message, ModelError, Provider};
+use super::{BoxFuture, ChatRequest, ChatResponse, Message, ModelChoice, ModelError, Provider};
 
 /// One recorded model call.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -41,11 +48,26 @@ pub struct Exchange {
     pub error: Option<ModelError>,
 }
 
-/// Appends every exchange of the providers it wraps to one file.
+/// How a requested model name resolved, as a line of the recording.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChoiceLine {
+    choice: ModelChoice,
+}
+
+/// Appends every exchange of the providers it wraps to one file, and the
+/// model choices of the run.
 pub struct Recorder {
     path: PathBuf,
-    /// The file and the number of exchanges written so far.
-    file: Mutex<(File, u64)>,
+    file: Mutex<Sink>,
+}
+
+struct Sink {
+    file: File,
+    /// Exchanges written so far.
+    exchanges: u64,
+    /// The requested names whose choice is written.
+    choices: Vec<Option<String>>,
 }
 
 impl Recorder {
@@ -58,7 +80,11 @@ impl Recorder {
         let file = File::create(path)?;
         Ok(Arc::new(Recorder {
             path: path.to_owned(),
-            file: Mutex::new((file, 0)),
+            file: Mutex::new(Sink {
+                file,
+                exchanges: 0,
+                choices: Vec::new(),
+            }),
         }))
     }
 
@@ -75,22 +101,43 @@ impl Recorder {
         })
     }
 
+    /// Record how the name `choice.requested` resolved, once per name.
+    ///
+    /// # Errors
+    ///
+    /// When the recording cannot be written.
+    pub fn note(&self, choice: &ModelChoice) -> Result<(), String> {
+        let mut sink = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        if sink.choices.contains(&choice.requested) {
+            return Ok(());
+        }
+        let line = ChoiceLine {
+            choice: choice.clone(),
+        };
+        self.write_line(&mut sink.file, &line)?;
+        sink.choices.push(choice.requested.clone());
+        Ok(())
+    }
+
     fn append(&self, mut exchange: Exchange) -> Result<(), ModelError> {
-        let mut guard = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        let (file, count) = &mut *guard;
-        exchange.seq = Some(*count + 1);
-        let mut line = serde_json::to_vec(&exchange).map_err(|err| {
-            ModelError::Unavailable(format!("cannot encode the exchange to record: {err}"))
-        })?;
+        let mut sink = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        exchange.seq = Some(sink.exchanges + 1);
+        self.write_line(&mut sink.file, &exchange)
+            .map_err(ModelError::Unavailable)?;
+        sink.exchanges += 1;
+        Ok(())
+    }
+
+    fn write_line(&self, file: &mut File, value: &impl Serialize) -> Result<(), String> {
+        let mut line = serde_json::to_vec(value)
+            .map_err(|err| format!("cannot encode what to record: {err}"))?;
         line.push(b'\n');
         file.write_all(&line).map_err(|err| {
-            ModelError::Unavailable(format!(
+            format!(
                 "cannot append to the recording {}: {err}",
                 self.path.display()
-            ))
-        })?;
-        *count += 1;
-        Ok(())
+            )
+        })
     }
 }
 
@@ -125,6 +172,8 @@ impl Provider for Recording {
 pub struct ReplayLog {
     path: PathBuf,
     exchanges: Vec<Exchange>,
+    /// How the run's requested model names resolved.
+    choices: Vec<ModelChoice>,
     served: Mutex<Vec<bool>>,
 }
 
@@ -143,17 +192,27 @@ impl ReplayLog {
             )
         })?;
         let mut exchanges = Vec::new();
+        let mut choices = Vec::new();
         for (number, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
             }
-            let exchange: Exchange = serde_json::from_str(line).map_err(|err| {
-                format!(
-                    "{}:{}: not a recorded exchange: {err}",
-                    path.display(),
-                    number + 1
-                )
-            })?;
+            let exchange: Exchange = match serde_json::from_str(line) {
+                Ok(exchange) => exchange,
+                Err(err) => match serde_json::from_str::<ChoiceLine>(line) {
+                    Ok(line) => {
+                        choices.push(line.choice);
+                        continue;
+                    }
+                    Err(_) => {
+                        return Err(format!(
+                            "{}:{}: not a recorded exchange: {err}",
+                            path.display(),
+                            number + 1
+                        ));
+                    }
+                },
+            };
             if exchange.response.is_none() == exchange.error.is_none() {
                 return Err(format!(
                     "{}:{}: a recorded exchange has either a `response` or an `error`",
@@ -167,11 +226,20 @@ impl ReplayLog {
             path: path.to_owned(),
             served: Mutex::new(vec![false; exchanges.len()]),
             exchanges,
+            choices,
         }))
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How the recorded run resolved the model name `requested` (`None`:
+    /// the default), if the recording says.
+    pub fn choice(&self, requested: Option<&str>) -> Option<&ModelChoice> {
+        self.choices
+            .iter()
+            .find(|c| c.requested.as_deref() == requested)
     }
 
     /// Does the recording hold an exchange of `model`?

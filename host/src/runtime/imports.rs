@@ -203,7 +203,9 @@ mod tests {
     #[test]
     fn a_type_import_is_not_an_interface() {
         let mut types = ComponentTypeSection::new();
-        types.defined_type().primitive(wasm_encoder::PrimitiveValType::Bool);
+        types
+            .defined_type()
+            .primitive(wasm_encoder::PrimitiveValType::Bool);
         let mut imports = ComponentImportSection::new();
         imports.import(
             "task",

@@ -58,6 +58,12 @@ impl Inner {
         if entry.status.is_terminal() {
             return false;
         }
+        // The model it asked for and the one it got, however it ended.
+        if result.model.is_none() {
+            result.model = entry.model.clone();
+        }
+        result.requested_model = entry.requested_model.clone();
+        result.model_warning = entry.model_warning.clone();
         if shutting_down && result.status == TaskStatus::Cancelled {
             result.status = TaskStatus::Interrupted;
             result.error = Some(TaskError::new(

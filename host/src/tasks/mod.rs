@@ -205,6 +205,10 @@ struct Entry {
     depth: u32,
     key: String,
     model: Option<String>,
+    /// What its launch or manifest asked for, and the warning when the
+    /// default stood in: carried into its result.
+    requested_model: Option<String>,
+    model_warning: Option<String>,
     /// Its filesystem: the workspace, and once started the opened grant its
     /// children are opened beneath.
     sandbox: Sandbox,
@@ -607,6 +611,8 @@ impl Inner {
             bundle,
             plan,
             model,
+            requested_model,
+            model_warning,
             uses_model,
             key,
             depth,
@@ -679,6 +685,8 @@ impl Inner {
             depth,
             key: key.clone(),
             model,
+            requested_model,
+            model_warning,
             sandbox: plan.sandbox.clone(),
             permissions: plan.permissions,
             status: TaskStatus::Queued,

@@ -46,6 +46,10 @@ pub struct Prepared {
     pub(super) bundle: Bundle,
     pub(super) plan: Plan,
     pub(super) model: Option<String>,
+    /// The name the launch or the manifest gave, for a task that uses a model.
+    pub(super) requested_model: Option<String>,
+    /// Set when that name does not resolve here and the default stands in.
+    pub(super) model_warning: Option<String>,
     pub(super) model_problem: Option<String>,
     pub(super) uses_model: bool,
     pub(super) key: String,
@@ -140,22 +144,31 @@ impl Preparer {
         let manifest = &bundle.manifest;
 
         // Launch override > manifest > host default; `inherit` takes the
-        // parent's (a top-level task has none, so it gets the default).
+        // parent's (a top-level task has none, so it gets the default). The
+        // host's models decide what the name resolves to.
         let uses_model = plan.permissions.tools.contains(&Tool::Model);
-        let mut model = effective_model(
-            request.model.clone().or_else(|| manifest.model.clone()),
-            parent.and_then(|p| p.model.clone()),
-        );
-        let mut model_problem = None;
+        let requested = request.model.clone().or_else(|| manifest.model.clone());
+        let parent_model = parent.and_then(|p| p.model.clone());
+        let mut model = effective_model(requested.clone(), parent_model.clone());
+        let (mut requested_model, mut model_warning, mut model_problem) = (None, None, None);
         if uses_model {
-            model = model.or_else(|| self.models.default_model().map(str::to_owned));
-            model_problem = match &model {
-                Some(name) => self.models.check(name).err(),
+            match self
+                .models
+                .decide(requested.as_deref(), parent_model.as_deref())
+            {
+                Ok(choice) => {
+                    model_problem = self.models.check(&choice.model).err();
+                    model = Some(choice.model);
+                    requested_model = choice.requested;
+                    model_warning = choice.warning;
+                }
                 // It would fail at its first model call: refuse it now.
-                None => Some(
-                    "no model to use: the manifest names none and the host config has no `default_model`; set `model` in the manifest, pass --model, or set `default_model` in the host config".to_owned(),
-                ),
-            };
+                Err(refusal) => {
+                    model = refusal.model;
+                    model_problem = Some(refusal.problem);
+                    requested_model = requested;
+                }
+            }
         }
         // The effective model is the concurrency key of a task that uses one.
         let key = match (&model, uses_model) {
@@ -179,6 +192,8 @@ impl Preparer {
             request,
             plan,
             model,
+            requested_model,
+            model_warning,
             model_problem,
             uses_model,
             key,
@@ -235,6 +250,19 @@ impl Prepared {
     /// The effective model, when the subagent has or inherits one.
     pub fn model(&self) -> Option<&str> {
         self.model.as_deref()
+    }
+
+    /// The model name the launch or the manifest gave (`inherit`
+    /// included), for a task that uses a model; `None` when neither gave
+    /// one and the host default applies.
+    pub fn requested_model(&self) -> Option<&str> {
+        self.requested_model.as_deref()
+    }
+
+    /// Set when [`Prepared::requested_model`] does not resolve on this host
+    /// and the default model stands in for it: says so, and how to choose.
+    pub fn model_warning(&self) -> Option<&str> {
+        self.model_warning.as_deref()
     }
 
     /// Why the host config cannot serve [`Prepared::model`], if it cannot.

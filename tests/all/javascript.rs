@@ -1,0 +1,1 @@
+//! The JavaScript SDK (plugins/sdk-js) and its example, built with componentize-js.

@@ -1,0 +1,1 @@
+//! The Python SDK (plugins/sdk-python) and its example, built with componentize-py.
