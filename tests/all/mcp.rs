@@ -388,15 +388,17 @@ fn http_beyond_loopback_needs_a_bearer_token_and_checks_origins() {
     );
 
     let token = "a-long-enough-test-token-0123456789";
-    let mut child = Command::new(env!("CARGO_BIN_EXE_subagent-under-test"))
-        .args(fixture.global_args())
-        .args(["mcp", "--workspace", path(&fixture.path("ws"))])
-        .args(["--listen", "127.0.0.1:0"])
-        .env("SUBAGENT_MCP_TOKEN", token)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_subagent-under-test"))
+            .args(fixture.global_args())
+            .args(["mcp", "--workspace", path(&fixture.path("ws"))])
+            .args(["--listen", "127.0.0.1:0"])
+            .env("SUBAGENT_MCP_TOKEN", token)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let address = listening_address(&mut child);
     let initialize = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
     let answer = |headers: &[&str]| http_post(&address, headers, initialize);
@@ -410,11 +412,20 @@ fn http_beyond_loopback_needs_a_bearer_token_and_checks_origins() {
     let right = answer(&[&bearer]);
     assert!(right.starts_with("HTTP/1.1 200"), "{right}");
     assert!(right.contains("\"serverInfo\""), "{right}");
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
-fn listening_address(child: &mut std::process::Child) -> String {
+/// A server process, killed (and reaped) when the test ends, passed or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn listening_address(child: &mut KillOnDrop) -> String {
+    let child = &mut child.0;
     use std::io::BufRead;
     let stderr = child.stderr.take().unwrap();
     let mut line = String::new();
@@ -775,15 +786,17 @@ async fn http_client(url: &str) -> rmcp::service::RunningService<rmcp::RoleClien
 #[test]
 fn clients_of_one_server_share_its_concurrency_limits() {
     let fixture = McpFixture::new();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_subagent-under-test"))
-        .args(fixture.global_args())
-        .args(["mcp", "--workspace", path(&fixture.path("ws"))])
-        .args(["--listen", "127.0.0.1:0", "--per-key-default", "2"])
-        .env("XDG_CONFIG_HOME", "/nonexistent")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_subagent-under-test"))
+            .args(fixture.global_args())
+            .args(["mcp", "--workspace", path(&fixture.path("ws"))])
+            .args(["--listen", "127.0.0.1:0", "--per-key-default", "2"])
+            .env("XDG_CONFIG_HOME", "/nonexistent")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let url = format!("http://{}/mcp", listening_address(&mut child));
     let tokio = tokio::runtime::Runtime::new().unwrap();
     tokio.block_on(async {
@@ -845,6 +858,4 @@ fn clients_of_one_server_share_its_concurrency_limits() {
             let _ = b.call_tool(tool("task_stop", json!({"task_id": id}))).await;
         }
     });
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
