@@ -140,6 +140,102 @@ panic = "abort"
 
 const GITIGNORE_RUST: &str = "/target\n";
 
+/// The JavaScript SDK (`plugins/sdk-js`): its template (with `{{name}}`),
+/// its module and types, its world, and the WASI packages it vendors.
+const JS_TEMPLATE: [Embedded; 3] = [
+    (
+        "subagent.toml",
+        include_str!("../../plugins/sdk-js/template/subagent.toml"),
+    ),
+    (
+        "app.js",
+        include_str!("../../plugins/sdk-js/template/app.js"),
+    ),
+    (
+        "package.json",
+        include_str!("../../plugins/sdk-js/template/package.json"),
+    ),
+];
+const JS_SDK: [Embedded; 2] = [
+    ("index.js", include_str!("../../plugins/sdk-js/index.js")),
+    (
+        "index.d.ts",
+        include_str!("../../plugins/sdk-js/index.d.ts"),
+    ),
+];
+const JS_WIT: [Embedded; 4] = [
+    (
+        "world.wit",
+        include_str!("../../plugins/sdk-js/wit/world.wit"),
+    ),
+    (
+        "deps/clocks@0.2.12/clocks.wit",
+        include_str!("../../plugins/sdk-js/wit/deps/clocks@0.2.12/clocks.wit"),
+    ),
+    (
+        "deps/filesystem@0.2.12/filesystem.wit",
+        include_str!("../../plugins/sdk-js/wit/deps/filesystem@0.2.12/filesystem.wit"),
+    ),
+    (
+        "deps/io@0.2.12/io.wit",
+        include_str!("../../plugins/sdk-js/wit/deps/io@0.2.12/io.wit"),
+    ),
+];
+/// The Python SDK (`plugins/sdk-python`): its template (with `{{name}}`) and
+/// the `subagent_sdk` package.
+const PYTHON_TEMPLATE: [Embedded; 3] = [
+    (
+        "subagent.toml",
+        include_str!("../../plugins/sdk-python/template/subagent.toml"),
+    ),
+    (
+        "app.py",
+        include_str!("../../plugins/sdk-python/template/app.py"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../plugins/sdk-python/template/.gitignore"),
+    ),
+];
+const PYTHON_SDK: [Embedded; 8] = [
+    (
+        "__init__.py",
+        include_str!("../../plugins/sdk-python/subagent_sdk/__init__.py"),
+    ),
+    (
+        "_bindings.py",
+        include_str!("../../plugins/sdk-python/subagent_sdk/_bindings.py"),
+    ),
+    (
+        "_run.py",
+        include_str!("../../plugins/sdk-python/subagent_sdk/_run.py"),
+    ),
+    (
+        "children.py",
+        include_str!("../../plugins/sdk-python/subagent_sdk/children.py"),
+    ),
+    (
+        "log.py",
+        include_str!("../../plugins/sdk-python/subagent_sdk/log.py"),
+    ),
+    (
+        "messages.py",
+        include_str!("../../plugins/sdk-python/subagent_sdk/messages.py"),
+    ),
+    (
+        "model.py",
+        include_str!("../../plugins/sdk-python/subagent_sdk/model.py"),
+    ),
+    (
+        "progress.py",
+        include_str!("../../plugins/sdk-python/subagent_sdk/progress.py"),
+    ),
+];
+
+/// Where the JS world finds the subagent package.
+const JS_PLUGIN_DEP: &str = "wit/deps/subagent-plugin@0.1.0";
+const GITIGNORE_JS: &str = "/node_modules\n/target\n";
+
 /// The files of a new `lang` bundle named `name`, as (relative path, text).
 ///
 /// # Panics
@@ -172,7 +268,32 @@ pub fn files(name: &str, lang: Lang) -> Vec<(PathBuf, String)> {
                 files.push((Path::new("sdk/wit").join(file), text.to_owned()));
             }
         }
-        Lang::Python | Lang::Js => {}
+        Lang::Js => {
+            for (file, text) in JS_TEMPLATE {
+                files.push((file.into(), fill(text)));
+            }
+            files.push((".gitignore".into(), GITIGNORE_JS.to_owned()));
+            for (file, text) in JS_SDK {
+                files.push((Path::new("subagent-sdk").join(file), text.to_owned()));
+            }
+            for (file, text) in JS_WIT {
+                files.push((Path::new("wit").join(file), text.to_owned()));
+            }
+            for (file, text) in WIT {
+                files.push((Path::new(JS_PLUGIN_DEP).join(file), text.to_owned()));
+            }
+        }
+        Lang::Python => {
+            for (file, text) in PYTHON_TEMPLATE {
+                files.push((file.into(), fill(text)));
+            }
+            for (file, text) in PYTHON_SDK {
+                files.push((Path::new("subagent_sdk").join(file), text.to_owned()));
+            }
+            for (file, text) in WIT {
+                files.push((Path::new("wit").join(file), text.to_owned()));
+            }
+        }
     }
     files
 }
@@ -236,8 +357,6 @@ pub enum NewError {
         "`{0}` is not a valid subagent name\n  = help: use 1 to 64 lowercase letters, digits and `-`, not starting with `-` (e.g. `line-counter`)"
     )]
     Name(String),
-    #[error("`--lang {0}` is not in this build yet\n  = help: use `--lang rust`")]
-    Lang(&'static str),
     #[error("{} already exists and is not empty\n  = help: choose another name or `--dir`, or remove it", .0.display())]
     Exists(PathBuf),
     #[error("cannot write the bundle in {}: {source}", dir.display())]
@@ -256,9 +375,6 @@ pub enum NewError {
 pub fn write(dir: &Path, name: &str, lang: Lang) -> Result<(), NewError> {
     if !crate::manifest::valid_name(name) {
         return Err(NewError::Name(name.to_owned()));
-    }
-    if lang != Lang::Rust {
-        return Err(NewError::Lang(lang.name()));
     }
     let io = |source| NewError::Io {
         dir: dir.to_owned(),
@@ -319,6 +435,31 @@ mod tests {
             |files: &[Embedded]| files.iter().map(|(n, _)| n.to_string()).collect::<Vec<_>>();
         assert_eq!(names(&WIT), listing("wit", ".wit"));
         assert_eq!(names(&RUST_SDK), listing("plugins/sdk/src", ".rs"));
+        assert_eq!(
+            names(&JS_TEMPLATE).len(),
+            listing("plugins/sdk-js/template", "").len()
+        );
+        // The JS world and the WASI packages it vendors; the subagent package
+        // is a link to wit/, which WIT covers.
+        let mut wit = Vec::new();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/sdk-js/wit");
+        let mut dirs = vec![root.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_symlink() {
+                    continue;
+                } else if path.is_dir() {
+                    dirs.push(path);
+                } else {
+                    wit.push(path.strip_prefix(&root).unwrap().display().to_string());
+                }
+            }
+        }
+        wit.sort();
+        let mut embedded = names(&JS_WIT);
+        embedded.sort();
+        assert_eq!(embedded, wit);
     }
 
     #[test]

@@ -29,8 +29,11 @@ pub fn run(args: NewArgs) -> anyhow::Result<ExitCode> {
     let shown = dir.display();
     let (needs, edit) = match args.lang {
         Lang::Rust => ("cargo and `rustup target add wasm32-wasip2`", "src/lib.rs"),
-        Lang::Python => ("componentize-py (`pip install componentize-py`)", "app.py"),
-        Lang::Js => ("node and npm (the build runs `npm install` once)", "app.js"),
+        Lang::Python => (
+            "componentize-py on PATH, the version subagent.toml names",
+            "app.py",
+        ),
+        Lang::Js => ("node and npm: run `npm install` in it once", "app.js"),
     };
     outln!(
         "created {} subagent `{}` in {shown}",
