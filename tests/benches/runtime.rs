@@ -19,6 +19,8 @@
 
 #[path = "runtime/filesystem.rs"]
 mod filesystem;
+#[path = "runtime/languages.rs"]
+mod languages;
 #[path = "runtime/launch.rs"]
 mod launch;
 #[path = "runtime/mcp.rs"]
@@ -140,6 +142,13 @@ fn main() {
                 );
                 return;
             }
+            // Only the Python and JavaScript examples against Rust's hello:
+            // cold compile and cached run.
+            "--languages" => {
+                let scratch = tempfile::tempdir().expect("temp dir");
+                languages::print(&languages::measure(scratch.path(), 2, 10));
+                return;
+            }
             // Only the MCP overhead, N tasks each way.
             "--mcp" => {
                 let count = args.next().and_then(|n| n.parse().ok()).unwrap_or(1000);
@@ -151,7 +160,7 @@ fn main() {
             "--bench" => {}
             "-h" | "--help" => {
                 println!(
-                    "usage: cargo bench -p subagent-tests --bench runtime [-- --quick | --workloads [LOG_CALLS] | --mcp [N] | --profile-manager N | --profile-burst ROUNDS]"
+                    "usage: cargo bench -p subagent-tests --bench runtime [-- --quick | --workloads [LOG_CALLS] | --mcp [N] | --languages | --profile-manager N | --profile-burst ROUNDS]"
                 );
                 return;
             }
@@ -181,6 +190,7 @@ fn main() {
     let workloads = workloads::measure(scratch.path(), n.flood, 10_000, 50_000);
     let mcp = mcp::measure(scratch.path(), n.durable);
     let fs = filesystem::measure_all(scratch.path(), &n.fs);
+    let languages = languages::measure(scratch.path(), n.cold.min(2), n.processes / 2);
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pooling = Runtime::new(config(None)).expect("engine").pooling();
@@ -290,6 +300,9 @@ fn main() {
     launch::print(&launch, &spawn);
     workloads::print(&workloads);
     mcp::print(&mcp);
+    println!();
+    println!("languages: the Python and JavaScript examples against Rust's hello");
+    languages::print(&languages);
     println!();
     for line in &fs.notes {
         println!("{line}");
