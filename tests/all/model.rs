@@ -1279,8 +1279,10 @@ fn cli(args: &[&str]) -> std::process::Output {
 
 /// `run BUNDLE "look around" --json` in a fresh workspace with `config`,
 /// and `extra` arguments: the exit code, the report and stderr.
-fn run_json(config: &Path, bundle: &Path, extra: &[&str]) -> (i32, Value, String) {
-    use crate::helpers::{code, path, stderr, stdout};
+/// `subagent --config CONFIG run BUNDLE "look around"` on an empty workspace,
+/// with `extra` arguments.
+fn run_bundle(config: &Path, bundle: &Path, extra: &[&str]) -> std::process::Output {
+    use crate::helpers::path;
     let ws = tempfile::tempdir().unwrap();
     let mut args = vec![
         "--config",
@@ -1290,10 +1292,16 @@ fn run_json(config: &Path, bundle: &Path, extra: &[&str]) -> (i32, Value, String
         "look around",
         "--workspace",
         path(ws.path()),
-        "--json",
     ];
     args.extend_from_slice(extra);
-    let out = cli(&args);
+    cli(&args)
+}
+
+fn run_json(config: &Path, bundle: &Path, extra: &[&str]) -> (i32, Value, String) {
+    use crate::helpers::{code, stderr, stdout};
+    let mut args = vec!["--json"];
+    args.extend_from_slice(extra);
+    let out = run_bundle(config, bundle, &args);
     let report = serde_json::from_str(&stdout(&out)).unwrap_or_else(|_| {
         panic!(
             "exit {}: no JSON report:\n{}\n{}",
@@ -1469,16 +1477,7 @@ fn a_name_this_host_cannot_resolve_runs_on_the_default_with_a_warning_everywhere
     assert_eq!(shown["task"]["result"]["model"], "local");
 
     // run, as text: both models and the warning.
-    let ws = tempfile::tempdir().unwrap();
-    let out = cli(&[
-        "--config",
-        path(&config),
-        "run",
-        path(&bundle),
-        "look around",
-        "--workspace",
-        path(ws.path()),
-    ]);
+    let out = run_bundle(&config, &bundle, &[]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let text = stdout(&out);
     assert!(
@@ -1508,16 +1507,7 @@ fn without_a_default_a_name_that_does_not_resolve_is_refused() {
     let refusal =
         "model `sonnet` is the Anthropic Sonnet family, and no Anthropic provider is configured";
 
-    let ws = tempfile::tempdir().unwrap();
-    let out = cli(&[
-        "--config",
-        path(&config),
-        "run",
-        path(&bundle),
-        "look around",
-        "--workspace",
-        path(ws.path()),
-    ]);
+    let out = run_bundle(&config, &bundle, &[]);
     assert_eq!(code(&out), 2, "{}", stdout(&out));
     let err = stderr(&out);
     assert!(
