@@ -20,7 +20,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{code, output_within, path, repo_root, stderr, stdout, subagent_command};
+use crate::helpers::{
+    code, output_within, path, plugin, repo_root, stderr, stdout, subagent_command,
+};
+use crate::http_server::{Canned, TestServer};
 
 /// How long a build (componentize-js, then compiling the component) may take.
 const BUILD_LIMIT: Duration = Duration::from_secs(900);
@@ -511,6 +514,261 @@ fn ungranted_capabilities_are_typed_errors() {
                 "message": "denied: subagent `js-sdk-guest` may not call models: add \"model\" to `tools` in its manifest",
             },
         })
+    );
+}
+
+/// A bundle in `dir/name` running the built test guest under `manifest`
+/// (extra lines: grants, permissions). Returns the bundle directory.
+fn guest_bundle_in(dir: &Path, name: &str, manifest: &str) -> PathBuf {
+    guest();
+    let bundle = dir.join(name);
+    std::fs::create_dir_all(&bundle).unwrap();
+    std::fs::write(
+        bundle.join("subagent.toml"),
+        format!(
+            "name = \"{name}\"\ndescription = \"the js test guest, with grants\"\ncomponent = {:?}\n{manifest}\n",
+            path(&repo_root().join("target/sdk-js/guest.wasm"))
+        ),
+    )
+    .unwrap();
+    bundle
+}
+
+/// A chat-completions answer: `content`, then `calls` as (id, name, arguments text).
+fn completion(
+    content: &str,
+    calls: &[(&str, &str, &str)],
+    finish: &str,
+    usage: (u64, u64),
+) -> Canned {
+    let tool_calls: Vec<Value> = calls
+        .iter()
+        .map(|(id, name, args)| {
+            json!({"id": id, "type": "function", "function": {"name": name, "arguments": args}})
+        })
+        .collect();
+    let mut message = json!({"role": "assistant", "content": content});
+    if !tool_calls.is_empty() {
+        message["tool_calls"] = Value::Array(tool_calls);
+    }
+    Canned::json(
+        200,
+        json!({
+            "id": "chatcmpl-js", "object": "chat.completion", "model": "scripted-model",
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": {"prompt_tokens": usage.0, "completion_tokens": usage.1, "total_tokens": usage.0 + usage.1},
+        }),
+    )
+}
+
+#[test]
+fn a_chat_with_tool_calls_round_trips_through_the_host_model() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(TestServer::start(vec![
+        completion(
+            "Calling finish twice.",
+            &[
+                ("call_a", "finish", r#"{"summary":"the repo"}"#),
+                ("call_b", "finish", ""),
+            ],
+            "tool_calls",
+            (30, 12),
+        ),
+        completion("All done.", &[], "stop", (50, 4)),
+    ]));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "default_model = \"mock\"\n\n[models.mock]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"scripted-default\"\nmax_retries = 0\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    let bundle = guest_bundle_in(dir.path(), "js-chat", "tools = [\"model\"]");
+
+    let (result, out) = run(
+        &bundle,
+        source_tree().path(),
+        "chat the repo",
+        &["--config", path(&config)],
+    );
+    assert_eq!(code(&out), 0, "{result:#}\n{}", stderr(&out));
+    assert_eq!(result["status"], "completed", "{result:#}");
+    assert_eq!(result["summary"], "All done.");
+    assert_eq!(
+        result["data"],
+        json!({
+            "first": {
+                "content": "Calling finish twice.",
+                "toolCalls": [
+                    {"id": "call_a", "name": "finish", "args": {"summary": "the repo"}},
+                    {"id": "call_b", "name": "finish", "args": {}},
+                ],
+                "stopReason": "tool-calls",
+                "usage": {"inputTokens": 30, "outputTokens": 12},
+                "model": "scripted-model",
+            },
+            "second": {
+                "content": "All done.",
+                "toolCalls": [],
+                "stopReason": "end-turn",
+                "usage": {"inputTokens": 50, "outputTokens": 4},
+                "model": "scripted-model",
+            },
+        })
+    );
+    assert_eq!(result["model"], "mock");
+    assert_eq!(result["usage"]["model_calls"], 2);
+    assert_eq!(result["usage"]["input_tokens"], 80);
+    assert_eq!(result["usage"]["output_tokens"], 16);
+
+    // What the provider saw: the configured model, the history in order
+    // (the assistant's calls echoed, each answered by its id), the tool's
+    // schema as JSON, and the request's limits.
+    let requests = server.received();
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    let tool = json!({
+        "type": "function",
+        "function": {
+            "name": "finish",
+            "description": "End the task with a summary.",
+            "parameters": {
+                "type": "object",
+                "properties": {"summary": {"type": "string"}},
+                "required": ["summary"],
+            },
+        },
+    });
+    let opening = json!([
+        {"role": "system", "content": "You are the JavaScript SDK's test guest."},
+        {"role": "user", "content": "Summarize the repo."},
+    ]);
+    let mut history = opening.as_array().unwrap().clone();
+    history.extend([
+        json!({
+            "role": "assistant",
+            "content": "Calling finish twice.",
+            "tool_calls": [
+                {"id": "call_a", "type": "function", "function": {"name": "finish", "arguments": r#"{"summary":"the repo"}"#}},
+                {"id": "call_b", "type": "function", "function": {"name": "finish", "arguments": ""}},
+            ],
+        }),
+        json!({"role": "tool", "content": "noted: the repo", "tool_call_id": "call_a"}),
+        json!({"role": "tool", "content": "no summary", "tool_call_id": "call_b"}),
+    ]);
+    for (request, messages) in requests.iter().zip([opening, Value::Array(history)]) {
+        assert_eq!(request.method, "POST");
+        assert_eq!(request.path, "/v1/chat/completions");
+        assert_eq!(
+            request.json(),
+            json!({
+                "model": "scripted-default",
+                "messages": messages,
+                "tools": [tool],
+                "max_tokens": 256,
+                "temperature": 0.2,
+            })
+        );
+    }
+}
+
+#[test]
+fn children_launch_await_and_report_back() {
+    let registry = tempfile::tempdir().unwrap();
+    guest_bundle_in(
+        registry.path(),
+        "js-parent",
+        "tools = [\"subagents\"]\npermission_mode = \"readonly\"",
+    );
+    let hello = registry.path().join("hello");
+    std::fs::create_dir(&hello).unwrap();
+    std::fs::write(
+        hello.join("subagent.toml"),
+        format!(
+            "name = \"hello\"\ndescription = \"Greets.\"\ncomponent = {:?}\npermission_mode = \"readonly\"\n",
+            path(&plugin("hello").with_file_name("target/wasm32-wasip2/release/hello.wasm"))
+        ),
+    )
+    .unwrap();
+    let ws = source_tree();
+
+    let (result, out) = run(
+        Path::new("js-parent"),
+        ws.path(),
+        "children js",
+        &["--agents", path(registry.path())],
+    );
+    assert_eq!(code(&out), 0, "{result:#}\n{}", stderr(&out));
+    assert_eq!(result["status"], "completed", "{result:#}");
+    assert_eq!(result["summary"], "2 children done");
+    let data = &result["data"];
+    let ids: Vec<&str> = data["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "{data:#}");
+    assert_ne!(ids[0], ids[1]);
+    assert_eq!(
+        data["children"],
+        json!([
+            {"status": "completed", "summary": "Hello, js! The workspace has 7 top-level entries."},
+            {"status": "completed", "summary": "Hello, again! The workspace has 7 top-level entries."},
+        ])
+    );
+    assert_eq!(data["pending"], json!([]));
+    assert_eq!(data["missing"], json!([]));
+    assert_eq!(
+        data["send"],
+        json!({
+            "name": "SubagentError",
+            "kind": "not-found",
+            "message": "not found: no task `t-no-such-child`",
+        })
+    );
+    assert_eq!(result["usage"]["total"]["tasks"], 3, "{result:#}");
+
+    // The store knows both as the parent's children, with their options.
+    let parent = result["task_id"].as_str().unwrap();
+    let out = crate::helpers::subagent(&["tasks", "--parent", parent, "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let mut listed: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    listed.sort_by_key(|t| ids.iter().position(|id| t["id"] == *id));
+    let seen: Vec<Value> = listed
+        .iter()
+        .map(|t| {
+            json!({
+                "id": t["id"],
+                "subagent": t["subagent"],
+                "description": t["description"],
+                "status": t["status"],
+                "parent_id": t["parent_id"],
+                "depth": t["depth"],
+            })
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            json!({"id": ids[0], "subagent": "hello", "description": "Greets.", "status": "completed", "parent_id": parent, "depth": 1}),
+            json!({"id": ids[1], "subagent": "hello", "description": "a readonly hello", "status": "completed", "parent_id": parent, "depth": 1}),
+        ]
+    );
+    // The options reached the launch: the second child alone is readonly,
+    // with its own timeout.
+    let options = |t: &Value| json!({"prompt": t["request"]["prompt"], "readonly": t["request"]["readonly"], "timeout_ms": t["request"]["timeout_ms"]});
+    assert_eq!(
+        listed.iter().map(options).collect::<Vec<_>>(),
+        [
+            json!({"prompt": "js", "readonly": false, "timeout_ms": null}),
+            json!({"prompt": "again", "readonly": true, "timeout_ms": 60_000}),
+        ]
     );
 }
 

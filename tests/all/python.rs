@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
+use crate::http_server::{Canned, TestServer};
 
 /// Long enough for a cold build and compile of an 18 MB component.
 const LIMIT: Duration = Duration::from_secs(300);
@@ -420,6 +421,153 @@ fn children_launch_and_await_real_subagents() {
             "pending": [],
             "missing": [],
             "send": "not found",
+        })
+    );
+}
+
+/// An OpenAI chat-completions answer from `scripted-2024`.
+fn completion(message: Value, finish_reason: &str, usage: (u64, u64)) -> Canned {
+    Canned::json(
+        200,
+        json!({
+            "id": "chatcmpl-py", "object": "chat.completion", "model": "scripted-2024",
+            "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
+            "usage": {"prompt_tokens": usage.0, "completion_tokens": usage.1, "total_tokens": usage.0 + usage.1},
+        }),
+    )
+}
+
+#[test]
+fn model_calls_send_the_history_and_return_the_reply() {
+    // Round 1 calls `lookup` twice (the second call without arguments);
+    // round 2, given both results, answers.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(TestServer::start(vec![
+        completion(
+            json!({"role": "assistant", "content": "Looking it up.", "tool_calls": [
+                {"id": "call_a", "type": "function", "function": {"name": "lookup", "arguments": "{\"query\": \"capital of France\"}"}},
+                {"id": "call_b", "type": "function", "function": {"name": "lookup", "arguments": ""}},
+            ]}),
+            "tool_calls",
+            (12, 7),
+        ),
+        completion(
+            json!({"role": "assistant", "content": "Paris."}),
+            "stop",
+            (30, 2),
+        ),
+    ]));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "default_model = \"mock\"\n\n[models.mock]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"scripted\"\nmax_retries = 0\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    // The guest's component under a manifest that grants `model`.
+    let bundle = dir.path().join("py-model");
+    std::fs::create_dir(&bundle).unwrap();
+    let component = repo_root().join("target/sdk-python/py-guest.wasm");
+    guest();
+    std::fs::write(
+        bundle.join("subagent.toml"),
+        format!(
+            "name = \"py-model\"\ndescription = \"d\"\ncomponent = {:?}\ntools = [\"model\"]\n",
+            path(&component)
+        ),
+    )
+    .unwrap();
+
+    let fixture = Fixture::plain();
+    let (code, result, out) = run_json(
+        &bundle,
+        &fixture.workspace,
+        "chat What is the capital of France?",
+        &["--config", path(&config)],
+    );
+    assert_eq!(code, 0, "{result:#}\n{}", stderr(&out));
+    assert_eq!(result["summary"], "Paris.");
+    assert_eq!(
+        result["data"],
+        json!({"rounds": [
+            {
+                "content": "Looking it up.",
+                "tool_calls": [
+                    {"id": "call_a", "name": "lookup", "arguments": {"query": "capital of France"}},
+                    {"id": "call_b", "name": "lookup", "arguments": {}},
+                ],
+                "stop_reason": "tool_calls",
+                "usage": {"input": 12, "output": 7},
+                "model": "scripted-2024",
+            },
+            {
+                "content": "Paris.",
+                "tool_calls": [],
+                "stop_reason": "end_turn",
+                "usage": {"input": 30, "output": 2},
+                "model": "scripted-2024",
+            },
+        ]})
+    );
+    assert_eq!(result["model"], "mock", "{result:#}");
+    let usage = &result["usage"];
+    assert_eq!(
+        (
+            &usage["model_calls"],
+            &usage["input_tokens"],
+            &usage["output_tokens"]
+        ),
+        (&json!(2), &json!(42), &json!(9)),
+        "{usage:#}"
+    );
+
+    // What the provider received: the history as the guest built it.
+    let requests = server.received();
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    for request in &requests {
+        assert_eq!(
+            (request.method.as_str(), request.path.as_str()),
+            ("POST", "/v1/chat/completions")
+        );
+    }
+    let lookup = json!([{"type": "function", "function": {
+        "name": "lookup",
+        "description": "Look a fact up.",
+        "parameters": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
+    }}]);
+    let system = json!({"role": "system", "content": "Answer in one word; look facts up first."});
+    let user = json!({"role": "user", "content": "What is the capital of France?"});
+    assert_eq!(
+        requests[0].json(),
+        json!({
+            "model": "scripted",
+            "messages": [system, user],
+            "tools": lookup,
+            "max_tokens": 64,
+            "temperature": 0.2,
+        })
+    );
+    // Round 2 echoes the assistant's calls and answers each by its id; it
+    // sets no max_tokens (so none is sent) and an int temperature.
+    assert_eq!(
+        requests[1].json(),
+        json!({
+            "model": "scripted",
+            "messages": [
+                system,
+                user,
+                {"role": "assistant", "content": "Looking it up.", "tool_calls": [
+                    {"id": "call_a", "type": "function", "function": {"name": "lookup", "arguments": "{\"query\": \"capital of France\"}"}},
+                    {"id": "call_b", "type": "function", "function": {"name": "lookup", "arguments": ""}},
+                ]},
+                {"role": "tool", "content": "Paris", "tool_call_id": "call_a"},
+                {"role": "tool", "content": "no such fact", "tool_call_id": "call_b"},
+            ],
+            "tools": lookup,
+            "temperature": 0.0,
         })
     );
 }

@@ -86,7 +86,11 @@ pub fn measure(scratch: &Path, cold: usize, runs: usize) -> Languages {
     setup("tests/sdks/js/setup.sh");
     let workspace = scratch.join("languages-ws");
     std::fs::create_dir_all(workspace.join("src")).unwrap();
-    std::fs::write(workspace.join("src/main.rs"), "fn main() {\n    // TODO\n}\n").unwrap();
+    std::fs::write(
+        workspace.join("src/main.rs"),
+        "fn main() {\n    // TODO\n}\n",
+    )
+    .unwrap();
     std::fs::write(workspace.join("README.md"), "# demo\n").unwrap();
     let mut rows = Vec::new();
     for example in examples() {
@@ -146,10 +150,7 @@ pub fn print(languages: &Languages) {
     let mut cold_rows = Vec::new();
     let mut run_rows = Vec::new();
     for (i, (language, size, cold, run)) in languages.rows.iter().enumerate() {
-        let name = format!(
-            "{language}, {}",
-            subagent_host::units::format_size(*size)
-        );
+        let name = format!("{language}, {}", subagent_host::units::format_size(*size));
         let (c, r) = (Row::new(&name, cold), Row::new(&name, run));
         if i == 0 {
             cold_rows.push(c.baseline());
@@ -161,6 +162,9 @@ pub fn print(languages: &Languages) {
     }
     print_table(&[
         ("cold compile (Runtime::load, empty cache)", &cold_rows),
-        ("cached run (whole `subagent run` process, warm cache)", &run_rows),
+        (
+            "cached run (whole `subagent run` process, warm cache)",
+            &run_rows,
+        ),
     ]);
 }

@@ -112,6 +112,73 @@ const actions = {
     return { summary: `async ${text}`, data: { next: messages.next() ?? null } };
   },
 
+  // Two rounds with the host's model: a tool call, then its result. The data
+  // records what came back, as the SDK hands it over.
+  chat(topic) {
+    const tools = [
+      model.tool("finish", "End the task with a summary.", {
+        type: "object",
+        properties: { summary: { type: "string" } },
+        required: ["summary"],
+      }),
+    ];
+    const history = [
+      model.system("You are the JavaScript SDK's test guest."),
+      model.user(`Summarize ${topic}.`),
+    ];
+    const ask = () => model.complete({ messages: history, tools, maxTokens: 256, temperature: 0.2 });
+    const seen = (reply) => ({
+      content: reply.content,
+      toolCalls: reply.toolCalls.map((call) => ({
+        id: call.id,
+        name: call.name,
+        args: model.args(call),
+      })),
+      stopReason: reply.stopReason,
+      usage: reply.usage,
+      model: reply.model,
+    });
+    const first = ask();
+    history.push(model.assistant(first.content, first.toolCalls));
+    for (const call of first.toolCalls) {
+      const { summary } = model.args(call);
+      history.push(model.toolResult(call.id, summary === undefined ? "no summary" : `noted: ${summary}`));
+    }
+    const second = ask();
+    return { summary: second.content, data: { first: seen(first), second: seen(second) } };
+  },
+
+  // Launch two `hello` children, await both, and message one that does not exist.
+  children(name) {
+    const ids = [
+      children.launch("hello", name),
+      children.launch("hello", "again", {
+        description: "a readonly hello",
+        readonly: true,
+        timeoutMs: 60_000,
+      }),
+    ];
+    const answer = children.wait(ids);
+    let send;
+    try {
+      children.send("t-no-such-child", "hello?");
+      send = { sent: true };
+    } catch (err) {
+      send = { name: err.name, kind: err.kind, message: err.message };
+    }
+    // In launch order, whatever order they finished in.
+    const results = ids.map((id) => {
+      const child = answer.completed.find((c) => c.id === id);
+      if (child === undefined) return { missing: id };
+      const { id: _, ...rest } = child;
+      return rest;
+    });
+    return {
+      summary: `${answer.completed.length} children done`,
+      data: { ids, children: results, pending: answer.pending, missing: answer.missing, send },
+    };
+  },
+
   // Capabilities the manifest does not grant: typed errors, not traps.
   denied() {
     const errors = {};

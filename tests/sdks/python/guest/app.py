@@ -92,6 +92,43 @@ def launch_children(arg):
     )
 
 
+#: The facts the `lookup` tool of `chat` knows.
+FACTS = {"capital of France": "Paris"}
+
+LOOKUP = model.tool(
+    "lookup",
+    "Look a fact up.",
+    {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
+)
+
+
+def answered(reply):
+    """Everything a model reply carries, as JSON."""
+    return {
+        "content": reply.content,
+        "tool_calls": [
+            {"id": call.id, "name": call.name, "arguments": model.arguments(call)} for call in reply.tool_calls
+        ],
+        "stop_reason": reply.stop_reason.name.lower(),
+        "usage": {"input": reply.usage.input_tokens, "output": reply.usage.output_tokens},
+        "model": reply.model,
+    }
+
+
+def chat(arg):
+    """Two model calls (needs `tools = ["model"]`): ask `arg` with the
+    `lookup` tool, answer each tool call, then ask again with the results
+    (and a temperature given as an int)."""
+    history = [model.system("Answer in one word; look facts up first."), model.user(arg)]
+    first = model.complete(history, [LOOKUP], max_tokens=64, temperature=0.2)
+    history.append(model.assistant(first.content, first.tool_calls))
+    for call in first.tool_calls:
+        fact = FACTS.get(model.arguments(call).get("query"), "no such fact")
+        history.append(model.tool_result(call.id, fact))
+    second = model.complete(history, [LOOKUP], temperature=0)
+    return Outcome(second.content, data={"rounds": [answered(first), answered(second)]})
+
+
 def uncaught_model(arg):
     model.complete([model.user("hi")])
 
@@ -124,6 +161,7 @@ BEHAVIOURS = {
     "write": write,
     "sdk": sdk,
     "children": launch_children,
+    "chat": chat,
     "uncaught-model": uncaught_model,
     "none": returns_none,
     "bad-data": bad_data,
