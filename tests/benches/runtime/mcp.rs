@@ -26,6 +26,9 @@ pub struct Mcp {
     /// A tool call that runs no task (`await_tasks` with no ids, refused at
     /// once): the protocol's own round trip through both processes.
     pub round_trip: Samples,
+    /// A line of the size of that call written to `cat` and read back: what
+    /// any round trip through another process's pipes costs here, no MCP.
+    pub pipe_echo: Samples,
 }
 
 pub fn measure(scratch: &Path, tasks: usize) -> Mcp {
@@ -100,7 +103,18 @@ pub fn measure(scratch: &Path, tasks: usize) -> Mcp {
             over_mcp: Samples::default(),
             manager: Samples::default(),
             round_trip: Samples::default(),
+            pipe_echo: Samples::default(),
         };
+        let mut cat = tokio::process::Command::new("cat")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("cat");
+        let mut cat_in = cat.stdin.take().unwrap();
+        let mut cat_out = tokio::io::BufReader::new(cat.stdout.take().unwrap());
+        let line = format!("{}\n", json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "await_tasks", "arguments": {"task_ids": []}}}));
+        let mut echoed = String::new();
         // Warm both (component compiled and cached, pages touched).
         for _ in 0..20 {
             client.call_tool(call.clone()).await.unwrap();
@@ -129,6 +143,14 @@ pub fn measure(scratch: &Path, tasks: usize) -> Mcp {
             let refused = client.call_tool(empty_await.clone()).await.unwrap();
             result.round_trip.push(start.elapsed());
             assert_eq!(refused.is_error, Some(true), "await_tasks [] is refused");
+
+            use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+            echoed.clear();
+            let start = Instant::now();
+            cat_in.write_all(line.as_bytes()).await.unwrap();
+            cat_out.read_line(&mut echoed).await.unwrap();
+            result.pipe_echo.push(start.elapsed());
+            assert_eq!(echoed, line, "cat echoes the line");
         }
         drop(client);
         let _ = tokio::time::timeout(Duration::from_secs(10), server.wait()).await;
@@ -159,6 +181,11 @@ pub fn print(mcp: &Mcp) {
         "  a tool call that runs no task:  p50 {:>9}  p99 {:>9}  (the protocol round trip: JSON-RPC over the pipes, both processes)",
         format_time(mcp.round_trip.p50()),
         format_time(mcp.round_trip.p99())
+    );
+    println!(
+        "  the same bytes echoed by `cat`: p50 {:>9}  p99 {:>9}  (a round trip through another process's pipes, no MCP)",
+        format_time(mcp.pipe_echo.p50()),
+        format_time(mcp.pipe_echo.p99())
     );
     println!(
         "  MCP adds {} at p50 (target <= {}: {})",
