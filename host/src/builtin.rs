@@ -21,6 +21,7 @@ struct Builtin {
     wasm: &'static [u8],
 }
 
+/// In name order, as a registry lists its bundles.
 const BUILTINS: [Builtin; 3] = [
     Builtin {
         name: "deep-search",
@@ -28,14 +29,14 @@ const BUILTINS: [Builtin; 3] = [
         wasm: include_bytes!(env!("SUBAGENT_BUILTIN_DEEP_SEARCH")),
     },
     Builtin {
-        name: "todo-report",
-        manifest: include_str!("../../plugins/todo-report/subagent.toml"),
-        wasm: include_bytes!(env!("SUBAGENT_BUILTIN_TODO_REPORT")),
-    },
-    Builtin {
         name: "prompt-agent",
         manifest: include_str!("../../plugins/prompt-agent/subagent.toml"),
         wasm: include_bytes!(env!("SUBAGENT_BUILTIN_PROMPT_AGENT")),
+    },
+    Builtin {
+        name: "todo-report",
+        manifest: include_str!("../../plugins/todo-report/subagent.toml"),
+        wasm: include_bytes!(env!("SUBAGENT_BUILTIN_TODO_REPORT")),
     },
 ];
 
@@ -79,6 +80,32 @@ pub fn registry() -> Option<PathBuf> {
         .clone()
 }
 
+/// The built-in bundles with their directories, parsed once per process
+/// from the manifests the binary carries (as [`registry`] wrote them): a
+/// lookup by name does not read or parse them again. Empty when there are
+/// no built-ins.
+pub fn bundles() -> &'static [(PathBuf, crate::Bundle)] {
+    static BUNDLES: OnceLock<Vec<(PathBuf, crate::Bundle)>> = OnceLock::new();
+    BUNDLES.get_or_init(|| {
+        let Some(registry) = registry() else {
+            return Vec::new();
+        };
+        BUILTINS
+            .iter()
+            .map(|builtin| {
+                let dir = registry.join(builtin.name);
+                let text = manifest(builtin, &file_name(builtin));
+                let manifest =
+                    crate::Manifest::parse(&dir.join(crate::manifest::MANIFEST_FILE), &text)
+                        .expect("a built-in manifest is valid (checked by its tests)");
+                let bundle = crate::Bundle::from_manifest(manifest)
+                    .expect("a built-in manifest has no prompt file");
+                (dir, bundle)
+            })
+            .collect()
+    })
+}
+
 /// Whether `dir` is the built-in registry.
 pub fn is_registry(dir: &Path) -> bool {
     REGISTRY.get().and_then(Option::as_deref) == Some(dir)
@@ -103,7 +130,7 @@ fn materialize(parent: &Path) -> std::io::Result<PathBuf> {
     for builtin in &BUILTINS {
         let bundle = staging.path().join(builtin.name);
         std::fs::create_dir(&bundle)?;
-        let file = format!("{}.wasm", builtin.name.replace('-', "_"));
+        let file = file_name(builtin);
         std::fs::write(bundle.join(&file), builtin.wasm)?;
         std::fs::write(
             bundle.join(crate::manifest::MANIFEST_FILE),
@@ -124,6 +151,11 @@ fn materialize(parent: &Path) -> std::io::Result<PathBuf> {
             Err(err)
         }
     }
+}
+
+/// The file its component is written to.
+fn file_name(builtin: &Builtin) -> String {
+    format!("{}.wasm", builtin.name.replace('-', "_"))
 }
 
 /// The plugin's manifest for its embedded component: `component` points at
@@ -162,6 +194,16 @@ mod tests {
             assert!(manifest.component.is_file());
             assert_eq!(manifest.sha256.as_deref().map(str::len), Some(64));
             assert!(manifest.build_command.is_none());
+        }
+        // What lookups use (parsed from the binary's text) is what was written.
+        for builtin in &BUILTINS {
+            let path = first
+                .join(builtin.name)
+                .join(crate::manifest::MANIFEST_FILE);
+            let from_disk = crate::Manifest::load(&path).unwrap();
+            let in_memory =
+                crate::Manifest::parse(&path, &manifest(builtin, &file_name(builtin))).unwrap();
+            assert_eq!(format!("{in_memory:?}"), format!("{from_disk:?}"));
         }
         let again = materialize(dir.path()).unwrap();
         assert_eq!(first, again);

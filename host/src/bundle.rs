@@ -266,20 +266,7 @@ impl Registries {
         // (registry, its position, path, the bundle when it is a directory)
         let mut found: Vec<(PathBuf, usize, PathBuf, Option<Loaded>)> = Vec::new();
         for (position, registry) in self.dirs.iter().enumerate() {
-            let Ok(read) = std::fs::read_dir(registry) else {
-                continue;
-            };
-            let mut paths: Vec<PathBuf> = read
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| {
-                    p.join(MANIFEST_FILE).is_file()
-                        || (definitions::is_definition_file(p) && p.is_file())
-                })
-                .collect();
-            paths.sort();
-            for path in paths {
-                let bundle = (!definitions::is_definition_file(&path)).then(|| Bundle::open(&path));
+            for (path, bundle) in read_registry(registry, true) {
                 found.push((registry.clone(), position, path, bundle));
             }
         }
@@ -380,17 +367,8 @@ impl Registries {
         }
         let mut bundles: Vec<(PathBuf, Result<Bundle, BundleError>)> = Vec::new();
         'registries: for registry in &dirs {
-            let Ok(read) = std::fs::read_dir(registry) else {
-                continue;
-            };
-            let mut paths: Vec<PathBuf> = read
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.join(MANIFEST_FILE).is_file())
-                .collect();
-            paths.sort();
-            for dir in paths {
-                let bundle = Bundle::open(&dir);
+            for (dir, bundle) in read_registry(registry, false) {
+                let Some(bundle) = bundle else { continue };
                 let hit = match &bundle {
                     Ok(bundle) => bundle.name() == RUNNER,
                     Err(_) => dir.file_name().is_some_and(|n| n == RUNNER),
@@ -514,6 +492,39 @@ pub fn spec_path(spec: &str, base: &Path) -> Option<PathBuf> {
 }
 
 type Loaded = Result<Bundle, BundleError>;
+
+/// The bundle directories of `registry` (opened) and, with `definitions`,
+/// its Markdown definitions (`None`: loaded by the caller, which finds
+/// their runner), sorted by path. The built-in registry comes from memory:
+/// its bundles are parsed once per process from the text the binary
+/// carries, not read again for every lookup.
+fn read_registry(registry: &Path, definitions: bool) -> Vec<(PathBuf, Option<Loaded>)> {
+    if crate::builtin::is_registry(registry) {
+        return crate::builtin::bundles()
+            .iter()
+            .map(|(dir, bundle)| (dir.clone(), Some(Ok(bundle.clone()))))
+            .collect();
+    }
+    let Ok(read) = std::fs::read_dir(registry) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = read
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.join(MANIFEST_FILE).is_file()
+                || (definitions && definitions::is_definition_file(p) && p.is_file())
+        })
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            let bundle = (!definitions::is_definition_file(&path)).then(|| Bundle::open(&path));
+            (path, bundle)
+        })
+        .collect()
+}
 
 /// Why no `prompt-agent` can run a definition.
 #[derive(Clone, Debug)]
