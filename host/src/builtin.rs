@@ -40,11 +40,6 @@ const BUILTINS: [Builtin; 3] = [
     },
 ];
 
-/// The names of the built-in subagents.
-pub fn names() -> impl Iterator<Item = &'static str> {
-    BUILTINS.iter().map(|b| b.name)
-}
-
 /// Cleared by [`disable`] (the CLI's `--no-builtins`).
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
@@ -186,7 +181,7 @@ mod tests {
     fn built_ins_are_written_once_with_pinned_components() {
         let dir = tempfile::tempdir().unwrap();
         let first = materialize(dir.path()).unwrap();
-        for name in names() {
+        for name in BUILTINS.iter().map(|b| b.name) {
             let manifest =
                 crate::Manifest::load(&first.join(name).join(crate::manifest::MANIFEST_FILE))
                     .unwrap();

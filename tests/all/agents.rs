@@ -27,14 +27,12 @@ fn answer(text: &str, calls: &[(&str, Value)], usage: (u64, u64)) -> Canned {
     if !tool_calls.is_empty() {
         message["tool_calls"] = Value::Array(tool_calls);
     }
-    Canned::json(
-        200,
-        json!({
-            "id": "chatcmpl-t", "object": "chat.completion", "model": "scripted-1",
-            "choices": [{"index": 0, "message": message, "finish_reason": if calls.is_empty() { "stop" } else { "tool_calls" }}],
-            "usage": {"prompt_tokens": usage.0, "completion_tokens": usage.1, "total_tokens": usage.0 + usage.1},
-        }),
-    )
+    let finish = if calls.is_empty() {
+        "stop"
+    } else {
+        "tool_calls"
+    };
+    Canned::openai_chat("scripted-1", message, finish, usage)
 }
 
 /// A host config with aliases `fast` (the default) and `smart`, both on `url`.

@@ -128,15 +128,13 @@ fn built_ins_are_listed_and_run_with_no_registry() {
 #[test]
 fn a_claude_code_definition_runs_on_the_built_in_prompt_agent() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let server = runtime.block_on(TestServer::start(vec![Canned::json(
-        200,
-        json!({
-            "id": "chatcmpl-b", "object": "chat.completion", "model": "scripted",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "", "tool_calls": [
-                {"id": "call_0", "type": "function", "function": {"name": "finish", "arguments": "{\"summary\":\"One TODO, in src/main.rs.\"}"}}
-            ]}, "finish_reason": "tool_calls"}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-        }),
+    let server = runtime.block_on(TestServer::start(vec![Canned::openai_chat(
+        "scripted",
+        json!({"role": "assistant", "content": "", "tool_calls": [
+            {"id": "call_0", "type": "function", "function": {"name": "finish", "arguments": "{\"summary\":\"One TODO, in src/main.rs.\"}"}}
+        ]}),
+        "tool_calls",
+        (10, 5),
     )]));
     let machine = Machine::new();
     let config_dir = machine.home.path().join(".config/subagent");

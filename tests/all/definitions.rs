@@ -669,13 +669,11 @@ fn reply(calls: &[(&str, serde_json::Value)]) -> Canned {
         .enumerate()
         .map(|(i, (name, args))| json!({"id": format!("call_{i}"), "type": "function", "function": {"name": name, "arguments": args.to_string()}}))
         .collect();
-    Canned::json(
-        200,
-        json!({
-            "id": "chatcmpl-d", "object": "chat.completion", "model": "scripted",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "", "tool_calls": tool_calls}, "finish_reason": "tool_calls"}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-        }),
+    Canned::openai_chat(
+        "scripted",
+        json!({"role": "assistant", "content": "", "tool_calls": tool_calls}),
+        "tool_calls",
+        (10, 5),
     )
 }
 

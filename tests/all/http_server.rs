@@ -34,6 +34,24 @@ impl Canned {
         }
     }
 
+    /// An OpenAI chat-completions answer from `model`: one choice with
+    /// `message`, `finish_reason`, and `usage` as (prompt, completion) tokens.
+    pub fn openai_chat(
+        model: &str,
+        message: Value,
+        finish_reason: &str,
+        usage: (u64, u64),
+    ) -> Canned {
+        Canned::json(
+            200,
+            serde_json::json!({
+                "id": "chatcmpl-test", "object": "chat.completion", "model": model,
+                "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
+                "usage": {"prompt_tokens": usage.0, "completion_tokens": usage.1, "total_tokens": usage.0 + usage.1},
+            }),
+        )
+    }
+
     /// `status` with `body` as it is.
     pub fn raw(status: u16, body: &str) -> Canned {
         Canned {

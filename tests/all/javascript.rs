@@ -551,14 +551,7 @@ fn completion(
     if !tool_calls.is_empty() {
         message["tool_calls"] = Value::Array(tool_calls);
     }
-    Canned::json(
-        200,
-        json!({
-            "id": "chatcmpl-js", "object": "chat.completion", "model": "scripted-model",
-            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-            "usage": {"prompt_tokens": usage.0, "completion_tokens": usage.1, "total_tokens": usage.0 + usage.1},
-        }),
-    )
+    Canned::openai_chat("scripted-model", message, finish, usage)
 }
 
 #[test]

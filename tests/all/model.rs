@@ -1244,15 +1244,13 @@ fn model_bundle(dir: &Path, name: &str, model: Option<&str>) -> PathBuf {
 
 /// An OpenAI answer that calls `finish`.
 fn openai_finish(summary: &str) -> Canned {
-    Canned::json(
-        200,
-        json!({
-            "id": "chatcmpl-f", "object": "chat.completion", "model": "scripted-local",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "", "tool_calls": [
-                {"id": "call_f", "type": "function", "function": {"name": "finish", "arguments": json!({"summary": summary}).to_string()}}
-            ]}, "finish_reason": "tool_calls"}],
-            "usage": {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25},
-        }),
+    Canned::openai_chat(
+        "scripted-local",
+        json!({"role": "assistant", "content": "", "tool_calls": [
+            {"id": "call_f", "type": "function", "function": {"name": "finish", "arguments": json!({"summary": summary}).to_string()}}
+        ]}),
+        "tool_calls",
+        (20, 5),
     )
 }
 

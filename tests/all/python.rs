@@ -427,14 +427,7 @@ fn children_launch_and_await_real_subagents() {
 
 /// An OpenAI chat-completions answer from `scripted-2024`.
 fn completion(message: Value, finish_reason: &str, usage: (u64, u64)) -> Canned {
-    Canned::json(
-        200,
-        json!({
-            "id": "chatcmpl-py", "object": "chat.completion", "model": "scripted-2024",
-            "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
-            "usage": {"prompt_tokens": usage.0, "completion_tokens": usage.1, "total_tokens": usage.0 + usage.1},
-        }),
-    )
+    Canned::openai_chat("scripted-2024", message, finish_reason, usage)
 }
 
 #[test]
