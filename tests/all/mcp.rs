@@ -251,6 +251,24 @@ fn server(fixture: &McpFixture) -> Command {
     command
 }
 
+/// `subagent mcp` over stdio as a child process (killed when dropped), and
+/// its (stdout, stdin) for a client. Call inside a Tokio runtime.
+fn spawn_stdio(
+    fixture: &McpFixture,
+) -> (
+    tokio::process::Child,
+    (tokio::process::ChildStdout, tokio::process::ChildStdin),
+) {
+    let mut child = tokio::process::Command::from(server(fixture))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pipes = (child.stdout.take().unwrap(), child.stdin.take().unwrap());
+    (child, pipes)
+}
+
 fn tool(name: &str, arguments: Value) -> CallToolRequestParams {
     CallToolRequestParams::new(name.to_owned())
         .with_arguments(arguments.as_object().unwrap().clone())
@@ -615,13 +633,7 @@ fn a_workspace_must_lie_inside_the_clients_roots() {
     std::fs::create_dir_all(ws.join("outer")).unwrap();
     let tokio = tokio::runtime::Runtime::new().unwrap();
     tokio.block_on(async {
-        let mut child = tokio::process::Command::from(server(&fixture))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let pipes = (child.stdout.take().unwrap(), child.stdin.take().unwrap());
+        let (_child, pipes) = spawn_stdio(&fixture);
         let client = RootsClient {
             root: format!("file://{}", path(&ws.join("inner dir")).replace(' ', "%20")),
         }
@@ -692,13 +704,7 @@ fn tasks_of_another_process_are_awaited_messaged_and_read_through_the_store() {
     }
     let tokio = tokio::runtime::Runtime::new().unwrap();
     tokio.block_on(async {
-        let mut child = tokio::process::Command::from(server(&fixture))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let pipes = (child.stdout.take().unwrap(), child.stdin.take().unwrap());
+        let (_child, pipes) = spawn_stdio(&fixture);
         let client = ().serve(pipes).await.unwrap();
         let waited = structured(
             client
