@@ -199,6 +199,15 @@ impl Global {
     }
 }
 
+/// `model`, and the name asked for when it was another (`local (requested
+/// `sonnet`)`), as `run` and `show` print it.
+fn model_line(model: &str, requested: Option<&str>) -> String {
+    match requested {
+        Some(requested) if requested != model => format!("{model} (requested `{requested}`)"),
+        _ => model.to_owned(),
+    }
+}
+
 /// How many tasks run at once: the flags of `batch` and `mcp`.
 #[derive(clap::Args, Debug, Default)]
 struct ConcurrencyArgs {

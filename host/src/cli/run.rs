@@ -414,12 +414,10 @@ fn print_human(name: &str, task_id: &str, result: &TaskResult) {
         outln!("error[{}]: {}", error.kind, error.message);
     }
     if let Some(model) = &result.model {
-        match result.requested_model.as_deref() {
-            Some(requested) if requested != model => {
-                outln!("model: {model} (requested `{requested}`)");
-            }
-            _ => outln!("model: {model}"),
-        }
+        outln!(
+            "model: {}",
+            super::model_line(model, result.requested_model.as_deref())
+        );
     }
     if let Some(warning) = &result.model_warning {
         outln!("warning: {warning}");

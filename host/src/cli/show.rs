@@ -38,11 +38,9 @@ pub fn run(args: ShowArgs, global: &Global) -> anyhow::Result<ExitCode> {
         .result
         .as_ref()
         .and_then(|r| r.requested_model.as_deref());
-    match (task.model.as_deref(), requested) {
-        (Some(model), Some(requested)) if requested != model => {
-            outln!("model        {model} (requested `{requested}`)");
-        }
-        (model, _) => outln!("model        {}", model.unwrap_or("none")),
+    match task.model.as_deref() {
+        Some(model) => outln!("model        {}", super::model_line(model, requested)),
+        None => outln!("model        none"),
     }
     if let Some(warning) = task
         .result
