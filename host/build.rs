@@ -31,8 +31,12 @@ fn main() {
     let out = target_dir.join(wasm::TARGET).join("release");
     for (package, stem, var) in BUILTINS {
         let wasm = out.join(format!("{stem}.wasm"));
-        assert!(wasm.is_file(), "{} was not built", wasm.display());
+        let bytes = std::fs::read(&wasm)
+            .unwrap_or_else(|e| panic!("{} was not built: {e}", wasm.display()));
         println!("cargo:rustc-env={var}={}", wasm.display());
+        // Hashed here, once, so the binary never hashes megabytes at start.
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        println!("cargo:rustc-env={var}_SHA256={digest}");
         wasm::watch(&plugins.join(package));
     }
     for shared in ["sdk", "Cargo.toml", "Cargo.lock"] {

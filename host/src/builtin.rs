@@ -19,6 +19,8 @@ struct Builtin {
     name: &'static str,
     manifest: &'static str,
     wasm: &'static [u8],
+    /// The component's SHA-256 (hex), computed by build.rs.
+    sha256: &'static str,
 }
 
 /// In name order, as a registry lists its bundles.
@@ -27,16 +29,19 @@ const BUILTINS: [Builtin; 3] = [
         name: "deep-search",
         manifest: include_str!("../../plugins/deep-search/subagent.toml"),
         wasm: include_bytes!(env!("SUBAGENT_BUILTIN_DEEP_SEARCH")),
+        sha256: env!("SUBAGENT_BUILTIN_DEEP_SEARCH_SHA256"),
     },
     Builtin {
         name: "prompt-agent",
         manifest: include_str!("../../plugins/prompt-agent/subagent.toml"),
         wasm: include_bytes!(env!("SUBAGENT_BUILTIN_PROMPT_AGENT")),
+        sha256: env!("SUBAGENT_BUILTIN_PROMPT_AGENT_SHA256"),
     },
     Builtin {
         name: "todo-report",
         manifest: include_str!("../../plugins/todo-report/subagent.toml"),
         wasm: include_bytes!(env!("SUBAGENT_BUILTIN_TODO_REPORT")),
+        sha256: env!("SUBAGENT_BUILTIN_TODO_REPORT_SHA256"),
     },
 ];
 
@@ -108,10 +113,12 @@ pub fn is_registry(dir: &Path) -> bool {
 
 /// Write every built-in into `parent/<version>-<digest>/` unless it is there.
 fn materialize(parent: &Path) -> std::io::Result<PathBuf> {
+    // Over the manifests and the components' digests: the components
+    // themselves are hashed at build time, not at every start.
     let mut hasher = Sha256::new();
     for builtin in &BUILTINS {
         hasher.update(builtin.manifest.as_bytes());
-        hasher.update(builtin.wasm);
+        hasher.update(builtin.sha256.as_bytes());
     }
     let digest = hex::encode(hasher.finalize());
     let dir = parent.join(format!("{}-{}", env!("CARGO_PKG_VERSION"), &digest[..16]));
@@ -161,10 +168,7 @@ fn manifest(builtin: &Builtin, file: &str) -> String {
         .parse()
         .expect("a plugin manifest is valid TOML (checked by its tests)");
     table.insert("component".into(), file.into());
-    table.insert(
-        "sha256".into(),
-        hex::encode(Sha256::digest(builtin.wasm)).into(),
-    );
+    table.insert("sha256".into(), builtin.sha256.into());
     table.remove("build");
     format!(
         "# Built into subagent {}; written here on first use.\n{}",
@@ -189,6 +193,10 @@ mod tests {
             assert!(manifest.component.is_file());
             assert_eq!(manifest.sha256.as_deref().map(str::len), Some(64));
             assert!(manifest.build_command.is_none());
+        }
+        // The digests build.rs computed are those of the embedded bytes.
+        for builtin in &BUILTINS {
+            assert_eq!(builtin.sha256, hex::encode(Sha256::digest(builtin.wasm)));
         }
         // What lookups use (parsed from the binary's text) is what was written.
         for builtin in &BUILTINS {
